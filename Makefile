@@ -1,0 +1,42 @@
+# prism — the README's two commands are `make demo` and `make test`.
+# Every target installs what it needs itself (scripts/setup.sh is idempotent).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+BIN := bin
+PRISM := $(BIN)/prism
+OUT ?= results/demo
+
+.PHONY: demo test check build setup bench-lowrank clean
+
+## demo: install what is needed, then run the main job end to end.
+demo: build
+	scripts/setup.sh data
+	$(PRISM) demo --out $(OUT)
+
+## test: the whole test suite (what CI runs).
+test: setup
+	$(MAKE) check
+	$(GO) test -count=1 -timeout 40m ./...
+
+setup:
+	scripts/setup.sh build data
+
+## check: go vet and gofmt must be clean.
+check:
+	$(GO) vet ./...
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^.*\.pb\.go$$'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+
+build:
+	scripts/setup.sh build
+	$(GO) build -o $(PRISM) ./cmd/prism
+
+## bench-lowrank: window-init speed against numpy (OpenBLAS), one table.
+bench-lowrank: build
+	scripts/setup.sh bench
+	scripts/bench-lowrank.sh
+
+clean:
+	rm -rf $(BIN)

@@ -277,7 +277,6 @@ func pluginPids(t *testing.T, file string) []int {
 	return pids
 }
 
-
 func TestBinaryFaults(t *testing.T) {
 	ctx := context.Background()
 	t.Run("missing", func(t *testing.T) {
@@ -340,4 +339,3 @@ func expectFault(t *testing.T, err error, want host.Fault, mention string) {
 		t.Errorf("message lacks %q: %v", mention, err)
 	}
 }
-

@@ -32,14 +32,22 @@ import (
 	"github.com/prism-lora/prism/plugins/protocol"
 )
 
-// Build compiles the main package pkg (a directory or import path, resolved
-// from the current directory's module) into outDir/fileName with the go
-// command, and returns the binary's path. The go build cache keeps repeated
-// builds fast.
+// Build compiles the main package pkg into outDir/fileName with the go
+// command, and returns the binary's path. pkg is a directory (built in its
+// own module, which may be another module than the caller's) or an import
+// path (resolved from the current directory's module). The go build cache
+// keeps repeated builds fast.
 func Build(t testing.TB, pkg, outDir, fileName string) string {
 	t.Helper()
-	out := filepath.Join(outDir, fileName)
+	out, err := filepath.Abs(filepath.Join(outDir, fileName))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if fi, err := os.Stat(pkg); err == nil && fi.IsDir() {
+		cmd = exec.Command("go", "build", "-o", out, ".")
+		cmd.Dir = pkg
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build -o %s %s: %v\n%s", out, pkg, err, b)
 	}

@@ -170,8 +170,9 @@ type Receiver struct {
 
 // NewReceiver prepares to receive the tensors announced by headers. It
 // rejects unknown dtypes, negative or overflowing shapes, and tensors
-// larger than MaxTensorBytes.
-func NewReceiver(headers []*prismpb.TensorHeader) (*Receiver, error) {
+// larger than MaxTensorBytes. Where reuse[i] has the dtype's slice with
+// enough capacity, tensor i is received into it instead of a new slice.
+func NewReceiver(headers []*prismpb.TensorHeader, reuse ...Tensor) (*Receiver, error) {
 	r := &Receiver{
 		tensors: make([]Tensor, len(headers)),
 		views:   make([][]byte, len(headers)),
@@ -190,17 +191,21 @@ func NewReceiver(headers []*prismpb.TensorHeader) (*Receiver, error) {
 			return nil, fmt.Errorf("tensor %q: shape %v is larger than the %d-byte limit", h.GetName(), h.GetShape(), int64(MaxTensorBytes))
 		}
 		t := Tensor{Header: h}
+		var old Tensor
+		if i < len(reuse) {
+			old = reuse[i]
+		}
 		switch h.GetDtype() {
 		case prismpb.DType_FLOAT32:
-			t.F32 = make([]float32, n)
+			t.F32 = grow(old.F32, n)
 		case prismpb.DType_FLOAT64:
-			t.F64 = make([]float64, n)
+			t.F64 = grow(old.F64, n)
 		case prismpb.DType_INT32:
-			t.I32 = make([]int32, n)
+			t.I32 = grow(old.I32, n)
 		case prismpb.DType_INT64:
-			t.I64 = make([]int64, n)
+			t.I64 = grow(old.I64, n)
 		case prismpb.DType_UINT8:
-			t.U8 = make([]uint8, n)
+			t.U8 = grow(old.U8, n)
 		}
 		r.tensors[i] = t
 		if hostLittleEndian || h.GetDtype() == prismpb.DType_UINT8 {
@@ -280,4 +285,12 @@ func decodeInto(t *Tensor, b []byte) {
 			t.I64[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
 		}
 	}
+}
+
+// grow returns s resized to n elements, reusing its memory when it can.
+func grow[T any](s []T, n int64) []T {
+	if int64(cap(s)) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }

@@ -983,21 +983,24 @@ func (x *Split) GetSize() int64 {
 	return 0
 }
 
-// DatasetSpec describes a dataset.
+// DatasetSpec describes a dataset (the fields of datasets.Spec).
 type DatasetSpec struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	Splits      []*Split               `protobuf:"bytes,4,rep,name=splits,proto3" json:"splits,omitempty"`
-	// example_shape and dtype describe one input example (without the batch axis).
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// task: "classification" or "language-modelling".
+	Task   string   `protobuf:"bytes,3,opt,name=task,proto3" json:"task,omitempty"`
+	Splits []*Split `protobuf:"bytes,4,rep,name=splits,proto3" json:"splits,omitempty"`
+	// example_shape and dtype (FLOAT32 or INT32) describe one input.
 	ExampleShape []int64 `protobuf:"varint,5,rep,packed,name=example_shape,json=exampleShape,proto3" json:"example_shape,omitempty"`
 	Dtype        DType   `protobuf:"varint,6,opt,name=dtype,proto3,enum=prism.plugins.v1.DType" json:"dtype,omitempty"`
-	// label_shape and label_dtype describe one target (empty shape: a scalar).
+	// label_shape describes one int32 label (empty: a scalar class index).
 	LabelShape    []int64  `protobuf:"varint,7,rep,packed,name=label_shape,json=labelShape,proto3" json:"label_shape,omitempty"`
-	LabelDtype    DType    `protobuf:"varint,8,opt,name=label_dtype,json=labelDtype,proto3,enum=prism.plugins.v1.DType" json:"label_dtype,omitempty"`
-	NumClasses    int64    `protobuf:"varint,9,opt,name=num_classes,json=numClasses,proto3" json:"num_classes,omitempty"`
-	ClassNames    []string `protobuf:"bytes,10,rep,name=class_names,json=classNames,proto3" json:"class_names,omitempty"`
+	Classes       []string `protobuf:"bytes,8,rep,name=classes,proto3" json:"classes,omitempty"`
+	VocabSize     int64    `protobuf:"varint,9,opt,name=vocab_size,json=vocabSize,proto3" json:"vocab_size,omitempty"`
+	PadToken      int32    `protobuf:"varint,10,opt,name=pad_token,json=padToken,proto3" json:"pad_token,omitempty"`
+	PixelScale    string   `protobuf:"bytes,11,opt,name=pixel_scale,json=pixelScale,proto3" json:"pixel_scale,omitempty"`
+	Checksum      string   `protobuf:"bytes,12,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1039,16 +1042,16 @@ func (x *DatasetSpec) GetName() string {
 	return ""
 }
 
-func (x *DatasetSpec) GetVersion() string {
+func (x *DatasetSpec) GetDescription() string {
 	if x != nil {
-		return x.Version
+		return x.Description
 	}
 	return ""
 }
 
-func (x *DatasetSpec) GetDescription() string {
+func (x *DatasetSpec) GetTask() string {
 	if x != nil {
-		return x.Description
+		return x.Task
 	}
 	return ""
 }
@@ -1081,38 +1084,53 @@ func (x *DatasetSpec) GetLabelShape() []int64 {
 	return nil
 }
 
-func (x *DatasetSpec) GetLabelDtype() DType {
+func (x *DatasetSpec) GetClasses() []string {
 	if x != nil {
-		return x.LabelDtype
-	}
-	return DType_DTYPE_UNSPECIFIED
-}
-
-func (x *DatasetSpec) GetNumClasses() int64 {
-	if x != nil {
-		return x.NumClasses
-	}
-	return 0
-}
-
-func (x *DatasetSpec) GetClassNames() []string {
-	if x != nil {
-		return x.ClassNames
+		return x.Classes
 	}
 	return nil
 }
 
-// BatchesRequest asks for one pass over a split.
+func (x *DatasetSpec) GetVocabSize() int64 {
+	if x != nil {
+		return x.VocabSize
+	}
+	return 0
+}
+
+func (x *DatasetSpec) GetPadToken() int32 {
+	if x != nil {
+		return x.PadToken
+	}
+	return 0
+}
+
+func (x *DatasetSpec) GetPixelScale() string {
+	if x != nil {
+		return x.PixelScale
+	}
+	return ""
+}
+
+func (x *DatasetSpec) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+// BatchesRequest asks for one pass over a split (datasets.BatchOptions).
 type BatchesRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Split string                 `protobuf:"bytes,1,opt,name=split,proto3" json:"split,omitempty"`
-	// shuffle with seed (a deterministic permutation), or keep the stored order.
-	Shuffle bool   `protobuf:"varint,2,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
-	Seed    uint64 `protobuf:"varint,3,opt,name=seed,proto3" json:"seed,omitempty"`
-	// shard of num_shards: this pass covers the shard's examples only.
-	Shard     int64 `protobuf:"varint,4,opt,name=shard,proto3" json:"shard,omitempty"`
-	NumShards int64 `protobuf:"varint,5,opt,name=num_shards,json=numShards,proto3" json:"num_shards,omitempty"`
-	BatchSize int64 `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Split     string                 `protobuf:"bytes,1,opt,name=split,proto3" json:"split,omitempty"`
+	BatchSize int64                  `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// shuffle with seed (a permutation that depends only on seed and the
+	// split's size), or keep the stored order.
+	Shuffle bool   `protobuf:"varint,3,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Seed    uint64 `protobuf:"varint,4,opt,name=seed,proto3" json:"seed,omitempty"`
+	// shard of num_shards (0 means 1).
+	Shard     int64 `protobuf:"varint,5,opt,name=shard,proto3" json:"shard,omitempty"`
+	NumShards int64 `protobuf:"varint,6,opt,name=num_shards,json=numShards,proto3" json:"num_shards,omitempty"`
 	// drop_last drops a final batch smaller than batch_size.
 	DropLast      bool `protobuf:"varint,7,opt,name=drop_last,json=dropLast,proto3" json:"drop_last,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1156,6 +1174,13 @@ func (x *BatchesRequest) GetSplit() string {
 	return ""
 }
 
+func (x *BatchesRequest) GetBatchSize() int64 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
 func (x *BatchesRequest) GetShuffle() bool {
 	if x != nil {
 		return x.Shuffle
@@ -1184,13 +1209,6 @@ func (x *BatchesRequest) GetNumShards() int64 {
 	return 0
 }
 
-func (x *BatchesRequest) GetBatchSize() int64 {
-	if x != nil {
-		return x.BatchSize
-	}
-	return 0
-}
-
 func (x *BatchesRequest) GetDropLast() bool {
 	if x != nil {
 		return x.DropLast
@@ -1198,16 +1216,16 @@ func (x *BatchesRequest) GetDropLast() bool {
 	return false
 }
 
-// BatchHeader opens one batch; its tensors are "x" (size × example_shape)
-// and "y" (size × label_shape), and their chunks follow.
+// BatchHeader opens one batch of size examples; its tensors are "x"
+// (size × example_shape, the spec's dtype), "y" (size × label_shape, INT32)
+// and "indices" (size, INT32: each example's position in its split), and
+// their chunks follow.
 type BatchHeader struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Index          int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Size           int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	ExampleIndices []int64                `protobuf:"varint,3,rep,packed,name=example_indices,json=exampleIndices,proto3" json:"example_indices,omitempty"`
-	Tensors        []*TensorHeader        `protobuf:"bytes,4,rep,name=tensors,proto3" json:"tensors,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Tensors       []*TensorHeader        `protobuf:"bytes,2,rep,name=tensors,proto3" json:"tensors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchHeader) Reset() {
@@ -1240,25 +1258,11 @@ func (*BatchHeader) Descriptor() ([]byte, []int) {
 	return file_prism_plugins_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *BatchHeader) GetIndex() int64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
 func (x *BatchHeader) GetSize() int64 {
 	if x != nil {
 		return x.Size
 	}
 	return 0
-}
-
-func (x *BatchHeader) GetExampleIndices() []int64 {
-	if x != nil {
-		return x.ExampleIndices
-	}
-	return nil
 }
 
 func (x *BatchHeader) GetTensors() []*TensorHeader {
@@ -1268,6 +1272,7 @@ func (x *BatchHeader) GetTensors() []*TensorHeader {
 	return nil
 }
 
+// BatchFrame frames: for each batch, one header, then its chunks.
 type BatchFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Frame:
@@ -1418,38 +1423,37 @@ const file_prism_plugins_proto_rawDesc = "" +
 	"\x05frame\"/\n" +
 	"\x05Split\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size\"\xff\x02\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"\x90\x03\n" +
 	"\vDatasetSpec\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\x12/\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x12\n" +
+	"\x04task\x18\x03 \x01(\tR\x04task\x12/\n" +
 	"\x06splits\x18\x04 \x03(\v2\x17.prism.plugins.v1.SplitR\x06splits\x12#\n" +
 	"\rexample_shape\x18\x05 \x03(\x03R\fexampleShape\x12-\n" +
 	"\x05dtype\x18\x06 \x01(\x0e2\x17.prism.plugins.v1.DTypeR\x05dtype\x12\x1f\n" +
 	"\vlabel_shape\x18\a \x03(\x03R\n" +
-	"labelShape\x128\n" +
-	"\vlabel_dtype\x18\b \x01(\x0e2\x17.prism.plugins.v1.DTypeR\n" +
-	"labelDtype\x12\x1f\n" +
-	"\vnum_classes\x18\t \x01(\x03R\n" +
-	"numClasses\x12\x1f\n" +
-	"\vclass_names\x18\n" +
-	" \x03(\tR\n" +
-	"classNames\"\xc5\x01\n" +
+	"labelShape\x12\x18\n" +
+	"\aclasses\x18\b \x03(\tR\aclasses\x12\x1d\n" +
+	"\n" +
+	"vocab_size\x18\t \x01(\x03R\tvocabSize\x12\x1b\n" +
+	"\tpad_token\x18\n" +
+	" \x01(\x05R\bpadToken\x12\x1f\n" +
+	"\vpixel_scale\x18\v \x01(\tR\n" +
+	"pixelScale\x12\x1a\n" +
+	"\bchecksum\x18\f \x01(\tR\bchecksum\"\xc5\x01\n" +
 	"\x0eBatchesRequest\x12\x14\n" +
-	"\x05split\x18\x01 \x01(\tR\x05split\x12\x18\n" +
-	"\ashuffle\x18\x02 \x01(\bR\ashuffle\x12\x12\n" +
-	"\x04seed\x18\x03 \x01(\x04R\x04seed\x12\x14\n" +
-	"\x05shard\x18\x04 \x01(\x03R\x05shard\x12\x1d\n" +
+	"\x05split\x18\x01 \x01(\tR\x05split\x12\x1d\n" +
 	"\n" +
-	"num_shards\x18\x05 \x01(\x03R\tnumShards\x12\x1d\n" +
+	"batch_size\x18\x02 \x01(\x03R\tbatchSize\x12\x18\n" +
+	"\ashuffle\x18\x03 \x01(\bR\ashuffle\x12\x12\n" +
+	"\x04seed\x18\x04 \x01(\x04R\x04seed\x12\x14\n" +
+	"\x05shard\x18\x05 \x01(\x03R\x05shard\x12\x1d\n" +
 	"\n" +
-	"batch_size\x18\x06 \x01(\x03R\tbatchSize\x12\x1b\n" +
-	"\tdrop_last\x18\a \x01(\bR\bdropLast\"\x9a\x01\n" +
-	"\vBatchHeader\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size\x12'\n" +
-	"\x0fexample_indices\x18\x03 \x03(\x03R\x0eexampleIndices\x128\n" +
-	"\atensors\x18\x04 \x03(\v2\x1e.prism.plugins.v1.TensorHeaderR\atensors\"\x7f\n" +
+	"num_shards\x18\x06 \x01(\x03R\tnumShards\x12\x1b\n" +
+	"\tdrop_last\x18\a \x01(\bR\bdropLast\"[\n" +
+	"\vBatchHeader\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x128\n" +
+	"\atensors\x18\x02 \x03(\v2\x1e.prism.plugins.v1.TensorHeaderR\atensors\"\x7f\n" +
 	"\n" +
 	"BatchFrame\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.prism.plugins.v1.BatchHeaderH\x00R\x06header\x12/\n" +
@@ -1524,24 +1528,23 @@ var file_prism_plugins_proto_depIdxs = []int32{
 	4,  // 10: prism.plugins.v1.InitResponse.chunk:type_name -> prism.plugins.v1.Chunk
 	12, // 11: prism.plugins.v1.DatasetSpec.splits:type_name -> prism.plugins.v1.Split
 	0,  // 12: prism.plugins.v1.DatasetSpec.dtype:type_name -> prism.plugins.v1.DType
-	0,  // 13: prism.plugins.v1.DatasetSpec.label_dtype:type_name -> prism.plugins.v1.DType
-	3,  // 14: prism.plugins.v1.BatchHeader.tensors:type_name -> prism.plugins.v1.TensorHeader
-	15, // 15: prism.plugins.v1.BatchFrame.header:type_name -> prism.plugins.v1.BatchHeader
-	4,  // 16: prism.plugins.v1.BatchFrame.chunk:type_name -> prism.plugins.v1.Chunk
-	5,  // 17: prism.plugins.v1.InitHeader.HyperEntry.value:type_name -> prism.plugins.v1.HyperValue
-	2,  // 18: prism.plugins.v1.Method.Metadata:input_type -> prism.plugins.v1.Empty
-	9,  // 19: prism.plugins.v1.Method.Init:input_type -> prism.plugins.v1.InitRequest
-	2,  // 20: prism.plugins.v1.Dataset.Spec:input_type -> prism.plugins.v1.Empty
-	14, // 21: prism.plugins.v1.Dataset.Batches:input_type -> prism.plugins.v1.BatchesRequest
-	7,  // 22: prism.plugins.v1.Method.Metadata:output_type -> prism.plugins.v1.MethodMetadata
-	11, // 23: prism.plugins.v1.Method.Init:output_type -> prism.plugins.v1.InitResponse
-	13, // 24: prism.plugins.v1.Dataset.Spec:output_type -> prism.plugins.v1.DatasetSpec
-	16, // 25: prism.plugins.v1.Dataset.Batches:output_type -> prism.plugins.v1.BatchFrame
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	3,  // 13: prism.plugins.v1.BatchHeader.tensors:type_name -> prism.plugins.v1.TensorHeader
+	15, // 14: prism.plugins.v1.BatchFrame.header:type_name -> prism.plugins.v1.BatchHeader
+	4,  // 15: prism.plugins.v1.BatchFrame.chunk:type_name -> prism.plugins.v1.Chunk
+	5,  // 16: prism.plugins.v1.InitHeader.HyperEntry.value:type_name -> prism.plugins.v1.HyperValue
+	2,  // 17: prism.plugins.v1.Method.Metadata:input_type -> prism.plugins.v1.Empty
+	9,  // 18: prism.plugins.v1.Method.Init:input_type -> prism.plugins.v1.InitRequest
+	2,  // 19: prism.plugins.v1.Dataset.Spec:input_type -> prism.plugins.v1.Empty
+	14, // 20: prism.plugins.v1.Dataset.Batches:input_type -> prism.plugins.v1.BatchesRequest
+	7,  // 21: prism.plugins.v1.Method.Metadata:output_type -> prism.plugins.v1.MethodMetadata
+	11, // 22: prism.plugins.v1.Method.Init:output_type -> prism.plugins.v1.InitResponse
+	13, // 23: prism.plugins.v1.Dataset.Spec:output_type -> prism.plugins.v1.DatasetSpec
+	16, // 24: prism.plugins.v1.Dataset.Batches:output_type -> prism.plugins.v1.BatchFrame
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_prism_plugins_proto_init() }

@@ -69,4 +69,3 @@ func TestDatasetPluginMatchesInProcess(t *testing.T) {
 		}
 	}
 }
-

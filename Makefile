@@ -10,6 +10,9 @@ OUT ?= results/demo
 
 .PHONY: demo test check build setup bench-lowrank clean
 
+# Each area adds its targets in mk/AREA.mk.
+include mk/*.mk
+
 ## demo: install what is needed, then run the main job end to end.
 demo: build
 	scripts/setup.sh data
@@ -18,10 +21,10 @@ demo: build
 ## test: the whole test suite (what CI runs).
 test: setup
 	$(MAKE) check
-	$(GO) test -count=1 -timeout 40m ./...
+	PRISM_REQUIRE_PROTO=1 $(GO) test -count=1 -timeout 40m ./...
 
 setup:
-	scripts/setup.sh build data
+	scripts/setup.sh build data proto
 
 ## check: go vet and gofmt must be clean.
 check:

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prism-lora/prism/core/method"
+	"github.com/prism-lora/prism/core/method/builtin"
 	"github.com/prism-lora/prism/plugins/protocol"
 )
 
@@ -40,7 +41,7 @@ type Options struct {
 	// (default protocol.ChunkBytes).
 	ChunkBytes int
 	// ComputeSVD computes the thin SVD that a method with NeedsSVD gets
-	// when the request brings none (default: ThinSVD).
+	// when the request brings none (default: builtin.ThinSVD, LAPACK).
 	ComputeSVD func(w method.Matrix) (*method.SVD, error)
 }
 
@@ -65,7 +66,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.ChunkBytes = protocol.ChunkBytes
 	}
 	if o.ComputeSVD == nil {
-		o.ComputeSVD = ThinSVD
+		o.ComputeSVD = builtin.ThinSVD
 	}
 	return o, nil
 }

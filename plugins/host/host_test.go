@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prism-lora/prism/core/method"
+	"github.com/prism-lora/prism/core/method/builtin"
 	"github.com/prism-lora/prism/plugins/host"
 	"github.com/prism-lora/prism/plugins/plugintest"
 )
@@ -97,7 +98,7 @@ func TestRandWindowPluginEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %v", dt, err)
 		}
 		// The window is contiguous, and B's columns have squared norms S_c/scale.
-		svd, err := host.ThinSVD(req.Weight)
+		svd, err := builtin.ThinSVD(req.Weight)
 		if err != nil {
 			t.Fatal(err)
 		}

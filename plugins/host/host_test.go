@@ -15,6 +15,7 @@ import (
 
 	"github.com/prism-lora/prism/core/method"
 	"github.com/prism-lora/prism/core/method/builtin"
+	"github.com/prism-lora/prism/datasets"
 	"github.com/prism-lora/prism/plugins/host"
 	"github.com/prism-lora/prism/plugins/plugintest"
 )
@@ -338,5 +339,53 @@ func expectFault(t *testing.T, err error, want host.Fault, mention string) {
 	}
 	if !strings.Contains(err.Error(), mention) {
 		t.Errorf("message lacks %q: %v", mention, err)
+	}
+}
+
+// TestDatasetFaults: a dataset plugin that misbehaves mid-pass gives an
+// *host.Error naming it, the batch, and what it did; the host goes on.
+func TestDatasetFaults(t *testing.T) {
+	cases := []struct {
+		fault   string
+		want    host.Fault
+		mention string
+	}{
+		{"hang", host.FaultTimeout, "no batch within"},
+		{"crash", host.FaultCrash, "panic: faulty dataset crashing on batch 2"},
+		{"badlabel", host.FaultInvalidOutput, "label 10 of example 0 outside [0, 10)"},
+		{"nan", host.FaultInvalidOutput, "input value NaN of example 0 is not finite"},
+		{"short", host.FaultProtocol, "the pass ended after 1 batches, want 5"},
+	}
+	dir := t.TempDir()
+	installAs(t, dir, faultyBin, "prism-dataset-good", true)
+	for _, c := range cases {
+		installAs(t, dir, faultyBin, "prism-dataset-"+c.fault, true)
+	}
+	h := newHost(t, dir, 2*time.Second)
+	ctx := context.Background()
+	good, err := h.Dataset(ctx, "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := datasets.BatchOptions{Split: "train", BatchSize: 10, Shuffle: true, Seed: 4}
+	for _, c := range cases {
+		t.Run(c.fault, func(t *testing.T) {
+			d, err := h.Dataset(ctx, c.fault)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = plugintest.Collect(ctx, d, opts)
+			var pe *host.Error
+			if !errors.As(err, &pe) || pe.Fault != c.want {
+				t.Fatalf("want fault %q, got %v", c.want, err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, `dataset plugin "`+c.fault+`"`) || !strings.Contains(msg, `Batches split "train" batch `) || !strings.Contains(msg, c.mention) {
+				t.Errorf("message does not name the plugin, the batch and %q:\n%s", c.mention, msg)
+			}
+			if p, err := plugintest.Collect(ctx, good, opts); err != nil || len(p.Indices) != 50 {
+				t.Errorf("good dataset after %s: %d examples, %v", c.fault, len(p.Indices), err)
+			}
+		})
 	}
 }

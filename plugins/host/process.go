@@ -94,6 +94,7 @@ func (p *process) get() (interface{}, error) {
 		Cmd:              exec.Command(p.inst.Path),
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  protocol.DialOptions(),
 		StartTimeout:     p.opts.StartTimeout,
 		Stderr:           p.stderr,
 		Logger:           logger,

@@ -113,8 +113,26 @@ func ServeConfig(handshake plugin.HandshakeConfig, k Kind, srv interface{}) *plu
 		Logger:  hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr, JSONFormat: true}),
 		Plugins: plugin.PluginSet{string(k): p},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts, grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32))
+			opts = append(opts, grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32),
+				grpc.InitialWindowSize(WindowBytes), grpc.InitialConnWindowSize(WindowBytes),
+				grpc.WriteBufferSize(BufferBytes), grpc.ReadBufferSize(BufferBytes))
 			return grpc.NewServer(opts...)
 		},
+	}
+}
+
+// Transport sizes for bulk tensor traffic: HTTP/2 flow-control windows
+// large enough that a sender of multi-MiB chunks rarely waits for window
+// updates, and socket buffers of a chunk's size.
+const (
+	WindowBytes = 64 << 20
+	BufferBytes = 1 << 20
+)
+
+// DialOptions are the host's gRPC options matching ServeConfig's.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(WindowBytes), grpc.WithInitialConnWindowSize(WindowBytes),
+		grpc.WithWriteBufferSize(BufferBytes), grpc.WithReadBufferSize(BufferBytes),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/prism-lora/prism/core/lowrank"
 	"github.com/prism-lora/prism/core/method"
 )
 
@@ -94,24 +95,46 @@ func Result(req method.Request, res method.Result) error {
 }
 
 // IdentityError is ‖W − (Base + scale·B·A)‖_F / ‖W‖_F (‖W − Base − scale·B·A‖_F
-// when W = 0), accumulated in float64. W, Base: m×n, B: m×r, A: r×n, same
-// dtype. Rows are split across GOMAXPROCS goroutines.
+// when W = 0). W, Base: m×n, B: m×r, A: r×n, same dtype. B·A is one GEMM
+// (lowrank.MatMul: OpenBLAS with cgo) in the matrices' dtype; the sums are
+// accumulated in float64 with rows split across GOMAXPROCS goroutines.
 func IdentityError(w, base, b, a method.Matrix, scale float64) float64 {
-	m, n, r := w.Rows, w.Cols, b.Cols
+	if w.DType == method.Float32 {
+		return identityError(w.F32, base.F32, b.F32, a.F32, scale, w.Rows, w.Cols, b.Cols)
+	}
+	return identityError(w.F64, base.F64, b.F64, a.F64, scale, w.Rows, w.Cols, b.Cols)
+}
+
+func identityError[T lowrank.Float](w, base, b, a []T, scale float64, m, n, r int) float64 {
+	bm, err1 := lowrank.MatrixFrom(m, r, b)
+	am, err2 := lowrank.MatrixFrom(r, n, a)
+	var prod []T
+	if err1 == nil && err2 == nil && r > 0 {
+		p, err := lowrank.MatMul(false, false, bm, am)
+		if err == nil {
+			prod = p.Data
+		}
+	}
+	if prod == nil {
+		prod = make([]T, m*n) // r = 0: B·A = 0
+	}
 	workers := min(runtime.GOMAXPROCS(0), max(m, 1))
 	diff2 := make([]float64, workers)
 	norm2 := make([]float64, workers)
 	var wg sync.WaitGroup
 	for g := range workers {
-		lo, hi := g*m/workers, (g+1)*m/workers
+		lo, hi := g*m/workers*n, (g+1)*m/workers*n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if w.DType == method.Float32 {
-				diff2[g], norm2[g] = identityRows32(w.F32, base.F32, b.F32, a.F32, float32(scale), lo, hi, n, r)
-			} else {
-				diff2[g], norm2[g] = identityRows64(w.F64, base.F64, b.F64, a.F64, scale, lo, hi, n, r)
+			var d2, w2 float64
+			for i := lo; i < hi; i++ {
+				wi := float64(w[i])
+				d := wi - float64(base[i]) - scale*float64(prod[i])
+				d2 += d * d
+				w2 += wi * wi
 			}
+			diff2[g], norm2[g] = d2, w2
 		}()
 	}
 	wg.Wait()
@@ -124,49 +147,4 @@ func IdentityError(w, base, b, a method.Matrix, scale float64) float64 {
 		return math.Sqrt(d)
 	}
 	return math.Sqrt(d / nw)
-}
-
-// identityRows32 returns Σ (W − Base − scale·B·A)² and Σ W² over rows [lo,hi).
-// The row of scale·B·A is accumulated in float32 (r terms), the sums in float64.
-func identityRows32(w, base, b, a []float32, scale float32, lo, hi, n, r int) (diff2, norm2 float64) {
-	row := make([]float32, n)
-	for i := lo; i < hi; i++ {
-		clear(row)
-		for k := range r {
-			bik := scale * b[i*r+k]
-			ak := a[k*n : (k+1)*n]
-			for j, v := range ak {
-				row[j] += bik * v
-			}
-		}
-		wi, basei := w[i*n:(i+1)*n], base[i*n:(i+1)*n]
-		for j, v := range row {
-			d := float64(wi[j]) - float64(basei[j]) - float64(v)
-			diff2 += d * d
-			norm2 += float64(wi[j]) * float64(wi[j])
-		}
-	}
-	return diff2, norm2
-}
-
-// identityRows64 is identityRows32 in float64.
-func identityRows64(w, base, b, a []float64, scale float64, lo, hi, n, r int) (diff2, norm2 float64) {
-	row := make([]float64, n)
-	for i := lo; i < hi; i++ {
-		clear(row)
-		for k := range r {
-			bik := scale * b[i*r+k]
-			ak := a[k*n : (k+1)*n]
-			for j, v := range ak {
-				row[j] += bik * v
-			}
-		}
-		wi, basei := w[i*n:(i+1)*n], base[i*n:(i+1)*n]
-		for j, v := range row {
-			d := wi[j] - basei[j] - v
-			diff2 += d * d
-			norm2 += wi[j] * wi[j]
-		}
-	}
-	return diff2, norm2
 }

@@ -13,12 +13,24 @@
 //	version   speaks protocol version 99
 //	stdout    writes garbage instead of the handshake, then waits
 //	exit      exits with status 7 before the handshake
+//
+// Named prism-dataset-FAULT, it serves a synthetic dataset (split "train",
+// 50 examples of shape [2, 3], 10 classes) that misbehaves on the second
+// batch of a pass:
+//
+//	good      behaves
+//	hang      never sends the second batch
+//	crash     dies (a panic in another goroutine)
+//	badlabel  sends label 10 of 10 classes
+//	nan       sends a NaN input
+//	short     ends the pass after one batch
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -27,6 +39,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/prism-lora/prism/datasets"
+	"github.com/prism-lora/prism/datasets/dense"
 	"github.com/prism-lora/prism/plugins/proto/prismpb"
 	"github.com/prism-lora/prism/plugins/protocol"
 	"github.com/prism-lora/prism/plugins/sdk"
@@ -112,7 +126,79 @@ func (g garbageServer) Init(stream prismpb.Method_InitServer) error {
 	return stream.Send(&prismpb.InitResponse{Frame: &prismpb.InitResponse_Chunk{Chunk: &prismpb.Chunk{Tensor: 0, Data: junk}}})
 }
 
+// badDataset wraps a good dataset and spoils the second batch of each pass.
+type badDataset struct {
+	*dense.Dataset
+	fault string
+}
+
+func (d badDataset) Spec() datasets.Spec {
+	s := d.Dataset.Spec()
+	s.Name = d.fault
+	return s
+}
+
+func (d badDataset) Batches(ctx context.Context, o datasets.BatchOptions) (datasets.Batches, error) {
+	it, err := d.Dataset.Batches(ctx, o)
+	return &badBatches{Batches: it, fault: d.fault}, err
+}
+
+type badBatches struct {
+	datasets.Batches
+	fault string
+	n     int
+}
+
+func (b *badBatches) Next(dst *datasets.Batch) error {
+	b.n++
+	if b.n == 2 {
+		switch b.fault {
+		case "hang":
+			select {}
+		case "crash":
+			done := make(chan struct{})
+			go func() { panic("faulty dataset crashing on batch 2") }()
+			<-done
+		case "short":
+			return io.EOF
+		}
+	}
+	err := b.Batches.Next(dst)
+	if b.n == 2 && err == nil {
+		switch b.fault {
+		case "badlabel":
+			dst.Labels[0] = 10
+		case "nan":
+			dst.Inputs[4] = float32(math.NaN())
+		}
+	}
+	return err
+}
+
+func serveDataset(fault string) {
+	const n = 50
+	split := dense.Split{Name: "train", Inputs: make([]float32, n*6), Labels: make([]int32, n)}
+	for i := range split.Inputs {
+		split.Inputs[i] = float32(i%13) / 13
+	}
+	for i := range split.Labels {
+		split.Labels[i] = int32(i % 10)
+	}
+	spec := datasets.Spec{Name: fault, Description: "synthetic, misbehaving: " + fault, Task: datasets.Classification,
+		Splits: []datasets.Split{{Name: "train", Size: n}}, ExampleShape: []int{2, 3}, DType: datasets.Float32,
+		Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, PadToken: -1}
+	d, err := dense.New(spec, split)
+	if err != nil {
+		panic(err)
+	}
+	sdk.ServeDataset(badDataset{Dataset: d, fault: fault})
+}
+
 func main() {
+	if fault, ok := strings.CutPrefix(filepath.Base(os.Args[0]), "prism-dataset-"); ok {
+		serveDataset(fault)
+		return
+	}
 	fault := strings.TrimPrefix(filepath.Base(os.Args[0]), "prism-method-")
 	f := faulty{fault: fault}
 	switch fault {

@@ -2,7 +2,11 @@ package plugintest_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prism-lora/prism/datasets"
@@ -67,5 +71,52 @@ func TestDatasetPluginMatchesInProcess(t *testing.T) {
 			!slices.Equal(got.Inputs, want.Inputs) || !slices.Equal(got.Labels, want.Labels) {
 			t.Errorf("%+v: the plugin's pass differs from the in-process one (%d vs %d examples)", o, len(got.Indices), len(want.Indices))
 		}
+	}
+}
+
+// The suite fails on plugins that break the contract and passes a good one:
+// it runs itself in a child process against misbehaving plugin binaries.
+func TestConformanceCatchesBadPlugins(t *testing.T) {
+	if bin := os.Getenv("PRISM_PLUGINTEST_TARGET"); bin != "" {
+		if strings.Contains(bin, "prism-dataset-") {
+			plugintest.CheckDatasetPlugin(t, bin)
+		} else {
+			plugintest.CheckMethodPlugin(t, bin)
+		}
+		return
+	}
+	dir := t.TempDir()
+	faulty := plugintest.Build(t, "../host/testdata/faulty", dir, "faulty")
+	for _, c := range []struct {
+		file, mention string
+		pass          bool
+	}{
+		{"prism-method-good", "", true},
+		{"prism-method-identity", "does not reproduce W", false},
+		{"prism-method-nan", "non-finite element NaN", false},
+		{"prism-method-error", "this layer is not to my taste", false},
+		{"prism-dataset-good", "", true},
+		{"prism-dataset-badlabel", "label 10 of example 0 outside [0, 10)", false},
+		{"prism-dataset-short", "the pass ended after 1 batches", false},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			bin := filepath.Join(dir, c.file)
+			data, err := os.ReadFile(faulty)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(bin, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestConformanceCatchesBadPlugins$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "PRISM_PLUGINTEST_TARGET="+bin)
+			out, err := cmd.CombinedOutput()
+			if c.pass && err != nil {
+				t.Fatalf("the suite failed a good plugin: %v\n%s", err, out)
+			}
+			if !c.pass && (err == nil || !strings.Contains(string(out), c.mention)) {
+				t.Fatalf("the suite did not fail %s with %q: %v\n%s", c.file, c.mention, err, out)
+			}
+		})
 	}
 }

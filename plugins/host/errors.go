@@ -78,6 +78,21 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Reason is a one-line account for a results table: the fault, the plugin,
+// the call and the first line of the cause (no path, no stderr).
+func (e *Error) Reason() string {
+	cause := ""
+	if e.Err != nil {
+		cause, _, _ = strings.Cut(e.Err.Error(), "\n")
+		cause = ": " + cause
+	}
+	op := ""
+	if e.Op != "" {
+		op = " " + e.Op
+	}
+	return fmt.Sprintf("%s: %s plugin %q%s%s", e.Fault, e.Kind, e.Plugin, op, cause)
+}
+
 // describe says what a fault means, in words.
 func (f Fault) describe() string {
 	switch f {

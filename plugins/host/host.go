@@ -115,8 +115,11 @@ func (h *Host) process(in Installed) *process {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key := string(in.Kind) + "/" + in.Name
-	if p, ok := h.procs[key]; ok && p.inst.Path == in.Path && p.inst.Pin == in.Pin {
-		return p
+	if p, ok := h.procs[key]; ok {
+		if p.inst.Path == in.Path && p.inst.Pin == in.Pin {
+			return p
+		}
+		p.close() // the binary or its pin changed: stop the old process
 	}
 	p := newProcess(in, h.opts)
 	h.procs[key] = p

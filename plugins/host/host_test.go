@@ -198,6 +198,9 @@ func TestFaults(t *testing.T) {
 			if !strings.Contains(msg, `method plugin "`+c.fault+`"`) || !strings.Contains(msg, c.mention) {
 				t.Errorf("message does not name the plugin and mention %q:\n%s", c.mention, msg)
 			}
+			if r := pe.Reason(); !strings.HasPrefix(r, string(c.want)+": method plugin \""+c.fault+"\"") || strings.Contains(r, "\n") {
+				t.Errorf("reason %q is not one line starting with the fault and the plugin", r)
+			}
 			if c.fault == "hang" {
 				if el := time.Since(start); el > 8*time.Second {
 					t.Errorf("the hang took %v to be detected (deadline 3 s)", el)

@@ -171,7 +171,8 @@ func TestFaults(t *testing.T) {
 	for _, c := range cases {
 		installAs(t, dir, faultyBin, "prism-method-"+c.fault, true)
 	}
-	h := newHost(t, dir, 3*time.Second)
+	h := newHost(t, dir, time.Minute)
+	hangHost := newHost(t, dir, 3*time.Second) // a short deadline for the hang only
 	ctx := context.Background()
 	good, err := h.Method(ctx, "good")
 	if err != nil {
@@ -180,7 +181,11 @@ func TestFaults(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.fault, func(t *testing.T) {
 			start := time.Now()
-			mp, err := h.Method(ctx, c.fault)
+			hc := h
+			if c.fault == "hang" {
+				hc = hangHost
+			}
+			mp, err := hc.Method(ctx, c.fault)
 			if err == nil {
 				if c.onOpen {
 					t.Fatalf("opening succeeded, want %s", c.want)
@@ -220,7 +225,7 @@ func TestCrashRestartsAndHangIsKilled(t *testing.T) {
 	dir := t.TempDir()
 	installAs(t, dir, faultyBin, "prism-method-crash", true)
 	installAs(t, dir, faultyBin, "prism-method-hang", true)
-	h := newHost(t, dir, 2*time.Second)
+	h := newHost(t, dir, 3*time.Second)
 	ctx := context.Background()
 	crash, err := h.Method(ctx, "crash")
 	if err != nil {
@@ -364,7 +369,7 @@ func TestDatasetFaults(t *testing.T) {
 	for _, c := range cases {
 		installAs(t, dir, faultyBin, "prism-dataset-"+c.fault, true)
 	}
-	h := newHost(t, dir, 2*time.Second)
+	h := newHost(t, dir, 3*time.Second)
 	ctx := context.Background()
 	good, err := h.Dataset(ctx, "good")
 	if err != nil {

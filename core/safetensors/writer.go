@@ -14,11 +14,13 @@ import (
 	"sync"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/prism-lora/prism/core/lowrank"
 )
 
 // Float is the element type of float tensors that can be written: float32
-// values are written as F32, float64 values as F64.
-type Float interface{ ~float32 | ~float64 }
+// values are written as F32, float64 values as F64 (lowrank.Float).
+type Float = lowrank.Float
 
 // Tensor is a named tensor to write: its Spec and its values. Build one with
 // FromFloats, FromMatrix or FromRaw; the values are encoded while writing,

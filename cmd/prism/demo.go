@@ -237,7 +237,7 @@ func orthonormalColumns(rng *rand.Rand, m, k int) *mat.Dense {
 
 // matrixWithSpectrum returns W = U·diag(σ)·Vᵀ (m×n) with random orthonormal
 // U (m×k) and V (n×k), k = len(σ) = min(m, n): its singular values are σ.
-func matrixWithSpectrum(rng *rand.Rand, m, n int, sigma []float64) []float32 {
+func matrixWithSpectrum(rng *rand.Rand, m, n int, sigma []float64) []float64 {
 	k := len(sigma)
 	u := orthonormalColumns(rng, m, k)
 	v := orthonormalColumns(rng, n, k)
@@ -248,11 +248,14 @@ func matrixWithSpectrum(rng *rand.Rand, m, n int, sigma []float64) []float32 {
 	}
 	var w mat.Dense
 	w.Mul(u, v.T())
-	out := make([]float32, m*n)
-	for i := range m {
-		for j := range n {
-			out[i*n+j] = float32(w.At(i, j))
-		}
+	return w.RawMatrix().Data
+}
+
+// toFloat32 rounds each value to float32.
+func toFloat32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
 	}
 	return out
 }
@@ -288,7 +291,7 @@ func writeDemoModel(path string, c demoModelConfig) (map[string][]float64, error
 		k := min(m, n)
 		sigma := demoSpectrum(k, beta, math.Sqrt(float64(k))*0.6, spikes)
 		spectra[name+".weight"] = sigma
-		add(name+".weight", []int{m, n}, matrixWithSpectrum(rng, m, n, sigma))
+		add(name+".weight", []int{m, n}, toFloat32(matrixWithSpectrum(rng, m, n, sigma)))
 		add(name+".bias", []int{m}, gauss(m, 0.02))
 	}
 	add("vit.embeddings.cls_token", []int{1, 1, d}, gauss(d, 0.02))

@@ -10,6 +10,8 @@ OUT ?= results/demo
 
 .PHONY: demo test check build setup bench-lowrank clean
 
+-include mk/*.mk
+
 ## demo: install what is needed, then run the main job end to end.
 demo: build
 	scripts/setup.sh data
@@ -18,7 +20,7 @@ demo: build
 ## test: the whole test suite (what CI runs).
 test: setup
 	$(MAKE) check
-	$(GO) test -count=1 -timeout 40m ./...
+	PRISM_REQUIRE_DATA=1 $(GO) test -count=1 -timeout 40m ./...
 
 setup:
 	scripts/setup.sh build data

@@ -10,8 +10,6 @@ OUT ?= results/demo
 
 .PHONY: demo test check build setup bench-lowrank clean
 
--include mk/*.mk
-
 ## demo: install what is needed, then run the main job end to end.
 demo: build
 	scripts/setup.sh data
@@ -42,3 +40,6 @@ bench-lowrank: build
 
 clean:
 	rm -rf $(BIN)
+
+# Area fragments (plugins, kernel, benchmarks); included last so `demo` stays the default goal.
+-include mk/*.mk

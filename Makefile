@@ -10,9 +10,6 @@ OUT ?= results/demo
 
 .PHONY: demo test check build setup bench-lowrank clean
 
-# Each area adds its targets in mk/AREA.mk.
-include mk/*.mk
-
 ## demo: install what is needed, then run the main job end to end.
 demo: build
 	scripts/setup.sh data
@@ -21,7 +18,7 @@ demo: build
 ## test: the whole test suite (what CI runs).
 test: setup
 	$(MAKE) check
-	PRISM_REQUIRE_PROTO=1 $(GO) test -count=1 -timeout 40m ./...
+	PRISM_REQUIRE_DATA=1 PRISM_REQUIRE_PROTO=1 $(GO) test -count=1 -timeout 40m ./...
 
 setup:
 	scripts/setup.sh build data proto
@@ -43,3 +40,6 @@ bench-lowrank: build
 
 clean:
 	rm -rf $(BIN)
+
+# Area fragments (plugins, kernel, benchmarks); included last so `demo` stays the default goal.
+-include mk/*.mk

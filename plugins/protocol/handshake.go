@@ -11,7 +11,6 @@ package protocol
 
 import (
 	"context"
-	"math"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -97,7 +96,8 @@ func PluginSet() plugin.PluginSet {
 // ServeConfig is the go-plugin serve configuration for a plugin of kind k
 // served by srv (a prismpb.MethodServer or prismpb.DatasetServer), with the
 // given handshake (normally Handshake). It lifts gRPC's 4 MiB message limit
-// so that chunks of up to MaxChunkBytes fit with room to spare.
+// to MaxMessageBytes: chunks of up to MaxChunkBytes fit with room to spare,
+// and a bigger (garbage) message is refused before it is read.
 func ServeConfig(handshake plugin.HandshakeConfig, k Kind, srv interface{}) *plugin.ServeConfig {
 	var p plugin.Plugin
 	switch k {
@@ -113,7 +113,7 @@ func ServeConfig(handshake plugin.HandshakeConfig, k Kind, srv interface{}) *plu
 		Logger:  hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr, JSONFormat: true}),
 		Plugins: plugin.PluginSet{string(k): p},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts, grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32),
+			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
 				grpc.InitialWindowSize(WindowBytes), grpc.InitialConnWindowSize(WindowBytes),
 				grpc.WriteBufferSize(BufferBytes), grpc.ReadBufferSize(BufferBytes))
 			return grpc.NewServer(opts...)
@@ -127,6 +127,8 @@ func ServeConfig(handshake plugin.HandshakeConfig, k Kind, srv interface{}) *plu
 const (
 	WindowBytes = 64 << 20
 	BufferBytes = 1 << 20
+	// MaxMessageBytes bounds one gRPC message either way.
+	MaxMessageBytes = MaxChunkBytes + 1<<20
 )
 
 // DialOptions are the host's gRPC options matching ServeConfig's.
@@ -134,5 +136,6 @@ func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithInitialWindowSize(WindowBytes), grpc.WithInitialConnWindowSize(WindowBytes),
 		grpc.WithWriteBufferSize(BufferBytes), grpc.WithReadBufferSize(BufferBytes),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	}
 }

@@ -9,6 +9,7 @@
 //	nan       returns A with a NaN
 //	identity  returns Base = W (breaks the identity without declaring it)
 //	garbage   sends a chunk that overflows its tensor
+//	huge      sends a message larger than the protocol's limit
 //	error     answers with an error of its own
 //	version   speaks protocol version 99
 //	stdout    writes garbage instead of the handshake, then waits
@@ -99,7 +100,8 @@ func (f faulty) Init(_ context.Context, req sdk.Request) (sdk.Result, error) {
 // overflows the first tensor.
 type garbageServer struct {
 	prismpb.UnimplementedMethodServer
-	md *prismpb.MethodMetadata
+	md    *prismpb.MethodMetadata
+	fault string
 }
 
 func (g garbageServer) Metadata(context.Context, *prismpb.Empty) (*prismpb.MethodMetadata, error) {
@@ -123,6 +125,9 @@ func (g garbageServer) Init(stream prismpb.Method_InitServer) error {
 		return err
 	}
 	junk := []byte(strings.Repeat("garbage!", int(r*n)))
+	if g.fault == "huge" {
+		junk = make([]byte, protocol.MaxMessageBytes+1)
+	}
 	return stream.Send(&prismpb.InitResponse{Frame: &prismpb.InitResponse_Chunk{Chunk: &prismpb.Chunk{Tensor: 0, Data: junk}}})
 }
 
@@ -202,8 +207,8 @@ func main() {
 	fault := strings.TrimPrefix(filepath.Base(os.Args[0]), "prism-method-")
 	f := faulty{fault: fault}
 	switch fault {
-	case "garbage":
-		srv := garbageServer{md: protocol.MethodMetadataToPB(f.Metadata())}
+	case "garbage", "huge":
+		srv := garbageServer{md: protocol.MethodMetadataToPB(f.Metadata()), fault: fault}
 		plugin.Serve(protocol.ServeConfig(protocol.Handshake, protocol.KindMethod, srv))
 	case "version":
 		hs := protocol.Handshake

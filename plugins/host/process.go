@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,8 +33,8 @@ type process struct {
 	mu     sync.Mutex
 	client *plugin.Client
 	raw    interface{} // prismpb.MethodClient or prismpb.DatasetClient
-	stderr *tail
-	exit   *exitRecorder
+	stderr atomic.Pointer[tail]         // of the current (or last) process
+	exit   atomic.Pointer[exitRecorder] // of the current (or last) process
 }
 
 func newProcess(inst Installed, opts Options) *process {
@@ -43,8 +44,8 @@ func newProcess(inst Installed, opts Options) *process {
 // fail builds an Error about this plugin.
 func (p *process) fail(op string, fault Fault, err error) *Error {
 	e := &Error{Kind: p.inst.Kind, Plugin: p.inst.Name, Path: p.inst.Path, Op: op, Fault: fault, Err: err}
-	if p.stderr != nil {
-		e.Stderr = p.stderr.String()
+	if t := p.stderr.Load(); t != nil {
+		e.Stderr = t.String()
 	}
 	return e
 }
@@ -84,10 +85,11 @@ func (p *process) get() (interface{}, error) {
 	if err != nil {
 		return nil, p.fail("start", FaultChecksum, fmt.Errorf("pin %q is not hex", p.inst.Pin))
 	}
-	p.stderr = newTail(64 << 10)
-	p.exit = &exitRecorder{}
+	stderr, exit := newTail(64<<10), &exitRecorder{}
+	p.stderr.Store(stderr)
+	p.exit.Store(exit)
 	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "plugin", Output: io.Discard, Level: hclog.Error})
-	logger.RegisterSink(p.exit)
+	logger.RegisterSink(exit)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  protocol.Handshake,
 		Plugins:          protocol.PluginSet(),
@@ -96,7 +98,7 @@ func (p *process) get() (interface{}, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  protocol.DialOptions(),
 		StartTimeout:     p.opts.StartTimeout,
-		Stderr:           p.stderr,
+		Stderr:           stderr,
 		Logger:           logger,
 	})
 	rpc, err := client.Client()
@@ -158,7 +160,7 @@ func (p *process) close() {
 // its exit status when known.
 func (p *process) exited(d time.Duration) (bool, string) {
 	p.mu.Lock()
-	client, rec := p.client, p.exit
+	client, rec := p.client, p.exit.Load()
 	p.mu.Unlock()
 	if client == nil {
 		return false, ""

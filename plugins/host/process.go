@@ -32,7 +32,7 @@ type process struct {
 
 	mu     sync.Mutex
 	client *plugin.Client
-	raw    interface{} // prismpb.MethodClient or prismpb.DatasetClient
+	raw    interface{}                  // prismpb.MethodClient or prismpb.DatasetClient
 	stderr atomic.Pointer[tail]         // of the current (or last) process
 	exit   atomic.Pointer[exitRecorder] // of the current (or last) process
 }

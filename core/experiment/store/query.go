@@ -153,6 +153,9 @@ func ParseCondition(s string) (Condition, error) {
 		return Condition{}, fmt.Errorf("condition %q: expected FIELD OP VALUE with OP one of %s (e.g. b_acc>=80)", s, condOps)
 	}
 	c := Condition{Field: m[1], Op: m[2], Value: m[3]}
+	if strings.ContainsAny(c.Value[:min(1, len(c.Value))], "<>=!~") {
+		return Condition{}, fmt.Errorf("condition %q: value %q starts with an operator; expected FIELD OP VALUE with OP one of %s", s, c.Value, condOps)
+	}
 	if c.Op == "==" {
 		c.Op = "="
 	}

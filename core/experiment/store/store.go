@@ -736,3 +736,15 @@ func (s *Store) SetSlurmTaskStates(ctx context.Context, states map[string]string
 		return nil
 	})
 }
+
+// CountRows returns the number of rows of one of the store's tables.
+func (s *Store) CountRows(ctx context.Context, table string) (int, error) {
+	switch table {
+	case "runs", "specs", "spec_runs", "metrics", "curves", "summaries", "slurm_tasks":
+	default:
+		return 0, fmt.Errorf("store: no table %q", table)
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+	return n, err
+}

@@ -403,4 +403,3 @@ func TestSlurmTasks(t *testing.T) {
 		t.Error("bad key accepted")
 	}
 }
-

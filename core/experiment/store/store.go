@@ -107,10 +107,12 @@ var migrations = []string{
 		spec         TEXT NOT NULL,
 		dir          TEXT NOT NULL,
 		state        TEXT NOT NULL DEFAULT 'SUBMITTED',
+		ended        INTEGER NOT NULL DEFAULT 0,
 		submitted_at TEXT NOT NULL,
 		PRIMARY KEY (job_id, task)
 	);
-	CREATE INDEX slurm_tasks_run ON slurm_tasks(run_id);`,
+	CREATE INDEX slurm_tasks_run ON slurm_tasks(run_id);
+	CREATE INDEX slurm_tasks_open ON slurm_tasks(spec, ended);`,
 }
 
 // SchemaVersion is the schema version this package writes.
@@ -668,11 +670,16 @@ type SlurmTask struct {
 	Task  int
 	RunID string
 	Spec  string
-	Dir   string
-	State string
+	Dir   string // the submission's directory (manifest, script, logs)
+	State string // last Slurm state seen ("SUBMITTED" before any)
 }
 
-// AddSlurmTasks records the tasks of a submitted array: task i runs runIDs[i].
+// Key is "JOB_TASK", Slurm's name for an array task.
+func (t SlurmTask) Key() string { return fmt.Sprintf("%s_%d", t.JobID, t.Task) }
+
+// AddSlurmTasks records the tasks of a submitted array (task i runs
+// runIDs[i]) and, in the same transaction, counts an attempt for each run
+// and marks it pending (queued) with its task as executor.
 func (s *Store) AddSlurmTasks(ctx context.Context, jobID, spec, dir string, runIDs []string) error {
 	return s.withTx(ctx, func(tx *sql.Tx) error {
 		t := now()
@@ -682,6 +689,11 @@ func (s *Store) AddSlurmTasks(ctx context.Context, jobID, spec, dir string, runI
 				jobID, i, id, spec, dir, t); err != nil {
 				return fmt.Errorf("store: recording Slurm task %s_%d: %w", jobID, i, err)
 			}
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE runs SET attempts = attempts + 1, status = 'pending', error = '', executor = ?
+				 WHERE id = ? AND status != 'done'`, fmt.Sprintf("slurm %s_%d", jobID, i), id); err != nil {
+				return fmt.Errorf("store: queueing run %s: %w", experiment.ShortID(id), err)
+			}
 		}
 		return nil
 	})
@@ -690,13 +702,13 @@ func (s *Store) AddSlurmTasks(ctx context.Context, jobID, spec, dir string, runI
 // OpenSlurmTasks returns the tasks not yet known to have ended, for one spec
 // ("" for all), ordered by job and task.
 func (s *Store) OpenSlurmTasks(ctx context.Context, spec string) ([]SlurmTask, error) {
-	q := `SELECT job_id, task, run_id, spec, dir, state FROM slurm_tasks WHERE state IN ('SUBMITTED', 'PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING', 'REQUEUED', 'RESIZING', 'SUSPENDED')`
+	q := `SELECT job_id, task, run_id, spec, dir, state FROM slurm_tasks WHERE ended = 0`
 	var args []any
 	if spec != "" {
 		q += " AND spec = ?"
 		args = append(args, spec)
 	}
-	q += " ORDER BY CAST(job_id AS INTEGER), task"
+	q += " ORDER BY CAST(job_id AS INTEGER), job_id, task"
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", s.path, err)
@@ -713,8 +725,14 @@ func (s *Store) OpenSlurmTasks(ctx context.Context, spec string) ([]SlurmTask, e
 	return out, rows.Err()
 }
 
-// SetSlurmTaskStates updates task states: key "JOB_TASK" → Slurm state.
-func (s *Store) SetSlurmTaskStates(ctx context.Context, states map[string]string) error {
+// TaskState is a Slurm task's state and whether the task has ended.
+type TaskState struct {
+	State string
+	Ended bool
+}
+
+// SetSlurmTaskStates updates task states by key "JOB_TASK".
+func (s *Store) SetSlurmTaskStates(ctx context.Context, states map[string]TaskState) error {
 	if len(states) == 0 {
 		return nil
 	}
@@ -725,16 +743,31 @@ func (s *Store) SetSlurmTaskStates(ctx context.Context, states map[string]string
 	sort.Strings(keys)
 	return s.withTx(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
-			job, task, ok := strings.Cut(k, "_")
-			if !ok {
+			i := strings.LastIndexByte(k, '_')
+			if i <= 0 {
 				return fmt.Errorf("store: Slurm task key %q, expected JOB_TASK", k)
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE slurm_tasks SET state = ? WHERE job_id = ? AND task = ?", states[k], job, task); err != nil {
+			st := states[k]
+			if _, err := tx.ExecContext(ctx, "UPDATE slurm_tasks SET state = ?, ended = ? WHERE job_id = ? AND task = ?",
+				st.State, st.Ended, k[:i], k[i+1:]); err != nil {
 				return fmt.Errorf("store: Slurm task %s: %w", k, err)
 			}
 		}
 		return nil
 	})
+}
+
+// Config returns a stored run's configuration.
+func (s *Store) Config(ctx context.Context, id string) (experiment.RunConfig, error) {
+	var text string
+	var cfg experiment.RunConfig
+	if err := s.db.QueryRowContext(ctx, "SELECT config FROM runs WHERE id = ?", id).Scan(&text); err != nil {
+		return cfg, fmt.Errorf("store: run %s: %w", experiment.ShortID(id), err)
+	}
+	if err := json.Unmarshal([]byte(text), &cfg); err != nil {
+		return cfg, fmt.Errorf("store: run %s: stored configuration: %w", experiment.ShortID(id), err)
+	}
+	return cfg, nil
 }
 
 // CountRows returns the number of rows of one of the store's tables.

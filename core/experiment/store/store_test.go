@@ -392,14 +392,17 @@ func TestSlurmTasks(t *testing.T) {
 	if err != nil || len(open) != 3 || open[2].RunID != runs[2].ID || open[2].Task != 2 || open[0].Dir != "/shared/x" {
 		t.Fatalf("open tasks %+v (%v)", open, err)
 	}
-	if err := st.SetSlurmTaskStates(ctx, map[string]string{"17_0": "COMPLETED", "17_1": "RUNNING", "17_2": "FAILED"}); err != nil {
+	if err := st.SetSlurmTaskStates(ctx, map[string]TaskState{"17_0": {"COMPLETED", true}, "17_1": {"RUNNING", false}, "17_2": {"FAILED", true}}); err != nil {
 		t.Fatal(err)
 	}
 	open, _ = st.OpenSlurmTasks(ctx, "")
 	if len(open) != 1 || open[0].Task != 1 || open[0].State != "RUNNING" {
 		t.Errorf("after updates: %+v", open)
 	}
-	if err := st.SetSlurmTaskStates(ctx, map[string]string{"bad": "X"}); err == nil {
+	if open[0].Key() != "17_1" {
+		t.Errorf("key %q", open[0].Key())
+	}
+	if err := st.SetSlurmTaskStates(ctx, map[string]TaskState{"bad": {"X", true}}); err == nil {
 		t.Error("bad key accepted")
 	}
 }

@@ -462,3 +462,6 @@ func sortedKeys[V any](m map[string]V) []string {
 func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }

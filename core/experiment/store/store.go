@@ -781,3 +781,42 @@ func (s *Store) CountRows(ctx context.Context, table string) (int, error) {
 	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
 	return n, err
 }
+
+// Network file systems SQLite must not be used on (statfs f_type magics):
+// their locking and shared memory are unreliable, so WAL can corrupt.
+var networkFS = map[int64]string{
+	0x6969:     "NFS",
+	0x517B:     "SMB",
+	0xFF534D42: "CIFS",
+	0xFE534D42: "SMB2",
+	0x0BD00BD0: "Lustre",
+	0x47504653: "GPFS",
+	0x19830326: "BeeGFS",
+	0x013111A8: "IBRIX",
+	0x00C36400: "CephFS",
+}
+
+// CheckLocalFS returns an error when path's directory is on a network file
+// system (NFS, SMB, Lustre, GPFS, BeeGFS, CephFS), where SQLite databases
+// corrupt. Put the database on the controller's local disk.
+func CheckLocalFS(path string) error {
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
+	fs, err := statfsType(dir)
+	if err != nil {
+		return nil // cannot tell; do not block
+	}
+	if name, bad := networkFS[fs]; bad {
+		return fmt.Errorf("store: %s is on a network file system (%s); SQLite databases corrupt there: put the database on local disk (--db /local/path/results.db)", path, name)
+	}
+	return nil
+}

@@ -406,3 +406,20 @@ func TestSlurmTasks(t *testing.T) {
 		t.Error("bad key accepted")
 	}
 }
+
+func TestCheckLocalFS(t *testing.T) {
+	if err := CheckLocalFS(filepath.Join(t.TempDir(), "a", "b", "r.db")); err != nil {
+		t.Errorf("temporary directory reported as network file system: %v", err)
+	}
+	// /proc is not a network file system either; the check must not block it.
+	if err := CheckLocalFS("/proc/x.db"); err != nil {
+		t.Error(err)
+	}
+	// A directory whose statfs type is NFS's magic is refused, by name.
+	real := statfsType
+	defer func() { statfsType = real }()
+	statfsType = func(string) (int64, error) { return 0x6969, nil }
+	if err := CheckLocalFS("/shared/r.db"); err == nil || !strings.Contains(err.Error(), "network file system (NFS)") {
+		t.Errorf("NFS: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ func run(method string, w *experiment.Window, lr float64, seed uint64, acc, forg
 func TestParetoFront(t *testing.T) {
 	runs := []Run{
 		run("lora", nil, 1e-3, 0, 80, 10), run("lora", nil, 1e-3, 1, 82, 12), // mean (81, 11)
-		run("full", nil, 1e-3, 0, 90, 30), // (90, 30): best accuracy
+		run("full", nil, 1e-3, 0, 90, 30),                                    // (90, 30): best accuracy
 		run("pissa", &experiment.Window{Preset: "pissa"}, 1e-3, 0, 70, 5),    // (70, 5): least forgetting
 		run("milora", &experiment.Window{Preset: "milora"}, 1e-3, 0, 75, 12), // dominated by lora
 		run("mid", &experiment.Window{Preset: "mid"}, 1e-3, 0, 81, 11),       // equal to lora: neither dominates

@@ -158,7 +158,7 @@ func runResults(ctx context.Context, o resultsOptions) error {
 	}
 	var buf bytes.Buffer
 	switch o.Format {
-	case "table":
+	case "table", "":
 		if len(rows) == 0 {
 			fmt.Fprintln(&buf, "no runs match")
 			break

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -53,6 +54,17 @@ func Start(t testing.TB) string {
 		}
 	}
 	root := RepoRoot(t)
+	// The cluster listens on fixed ports (6817, 6818): test binaries of
+	// several packages (go test ./... runs them in parallel) take turns.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "prism-slurmtest.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // runs last: releases the lock after the cluster is down
 	// A short path: the munge socket's path must fit in a sockaddr_un.
 	dir, err := os.MkdirTemp("", "prism-slurm.")
 	if err != nil {

@@ -30,6 +30,7 @@ type display struct {
 	active   map[string]*activeRun
 	order    int
 	lines    int // lines of the live block currently on screen
+	width    int // terminal columns (live mode); lines are cut to fit
 	stop     chan struct{}
 	stopped  chan struct{}
 }
@@ -60,6 +61,7 @@ func newDisplay(opt Options, spec string, total, skipped, todo, workers int) *di
 	} else if f, ok := d.out.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			d.live = os.Getenv("TERM") != "dumb"
+			d.width = termWidth(f)
 		}
 	}
 	fmt.Fprintf(d.out, "sweep %s: %d runs, %d already finished, %d to run on %d worker(s)\n", spec, total, skipped, todo, workers)
@@ -156,11 +158,17 @@ func (d *display) redrawLocked() {
 		runs = append(runs, a)
 	}
 	sort.Slice(runs, func(i, j int) bool { return runs[i].seq < runs[j].seq })
+	width := d.width
+	if width <= 0 {
+		width = 100
+	}
 	var b strings.Builder
-	b.WriteString(d.headerLocked())
+	b.WriteString(truncate(d.headerLocked(), width-1))
 	b.WriteByte('\n')
 	for _, a := range runs {
-		fmt.Fprintf(&b, "  %s %s %s %s\n", bar(a.done, a.total, 12), a.short, truncate(a.label, 60), truncate(a.status, 50))
+		line := fmt.Sprintf("  %s %s %s %s", bar(a.done, a.total, 12), a.short, truncate(a.label, 60), a.status)
+		b.WriteString(truncate(line, width-1))
+		b.WriteByte('\n')
 	}
 	fmt.Fprint(d.out, b.String())
 	d.lines = 1 + len(runs)

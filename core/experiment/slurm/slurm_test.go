@@ -331,3 +331,70 @@ func TestRealSlurm(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSlurmControllerKilled SIGKILLs the controller while it ingests a
+// result (inside the database transaction), runs it again with -wait, and
+// checks the outcome equals a local sweep's: nothing lost or stored twice.
+func TestSlurmControllerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Slurm cluster")
+	}
+	slurmtest.Start(t)
+	bin := buildSweepbin(t)
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(specPath, []byte(taskSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "ctl.db")
+	args := []string{"-spec", specPath, "-db", db, "-executor", "slurm", "-dir", filepath.Join(dir, "shared"), "-wait"}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "PRISM_FAULTPOINTS=store.before-commit@2=kill")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.String() != "signal: killed" {
+		t.Fatalf("controller was not killed in its 2nd ingestion: %v\n%s", err, out)
+	}
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := st.Query(context.Background(), store.Filter{Statuses: []experiment.Status{experiment.StatusDone, experiment.StatusFailed}}); len(rows) != 1 {
+		t.Errorf("%d runs recorded after the kill, want 1 (the 2nd transaction rolled back)", len(rows))
+	}
+	st.Close()
+	// Resume: runs of the first array that are queued or running are not
+	// resubmitted; results are ingested (runs recorded as failed are retried,
+	// as always without --skip-failed).
+	out, err = exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("resumed controller: %v\n%s", err, out)
+	}
+	t.Logf("resumed controller:\n%s", out)
+	st, err = store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spec, runs := loadSpec(t, taskSpec)
+	local, err := store.Open(filepath.Join(dir, "local.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if _, err := runner.Sweep(context.Background(), local, spec, runs, synthetic.Kind, runner.Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomes(t, st, "st"), outcomes(t, local, "st"); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the controller crash:\n got %+v\nwant %+v", got, want)
+	}
+	for _, table := range []string{"runs", "metrics", "curves"} {
+		a, _ := st.CountRows(context.Background(), table)
+		b, _ := local.CountRows(context.Background(), table)
+		if a != b {
+			t.Errorf("%s: %d rows, local sweep %d", table, a, b)
+		}
+	}
+	if err := st.Check(context.Background()); err != nil {
+		t.Error(err)
+	}
+}

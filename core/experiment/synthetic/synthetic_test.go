@@ -107,3 +107,29 @@ func asField(err error, fe **experiment.FieldError) bool {
 	*fe = f
 	return ok
 }
+
+func TestTaskSequence(t *testing.T) {
+	c := config("window", &experiment.Window{Preset: "start", Start: 2}, 1e-2)
+	c.Finetune.Tasks = []string{"b1", "b2"}
+	res, err := Run(context.Background(), c, experiment.NopProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Curves["b_loss"]) != 2*c.Epochs {
+		t.Errorf("%d curve points for two tasks of %d epochs", len(res.Curves["b_loss"]), c.Epochs)
+	}
+	if _, ok := res.Metrics["b_acc_b1"]; !ok || res.Metrics["b_acc"] != res.Metrics["b_acc_b2"] {
+		t.Errorf("sequence metrics %v", res.Metrics)
+	}
+	// The second task starts from the model the first produced: more is
+	// forgotten of task A than after the first task alone.
+	one := c
+	one.Finetune.Tasks = []string{"b1"}
+	r1, err := Run(context.Background(), one, experiment.NopProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(res.Metrics["forgetting"] > r1.Metrics["forgetting"]) {
+		t.Errorf("forgetting after two tasks %v, after one %v", res.Metrics["forgetting"], r1.Metrics["forgetting"])
+	}
+}

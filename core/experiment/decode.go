@@ -145,9 +145,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, path, "YAML aliases (*name) are not supported in specs; write the value out")
 		return
 	}
-	if _, seen := d.pos[path]; !seen || path != "" {
-		d.pos[path] = d.at(n)
-	}
+	d.pos[path] = d.at(n)
 	t := v.Type()
 	switch {
 	case t == durationType:

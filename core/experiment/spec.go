@@ -378,8 +378,16 @@ func (s *Spec) validate() SpecErrors {
 		if required && adapter && len(o.Ranks) == 0 {
 			bad(prefix+"ranks", "required for adapter methods: the adapter ranks r (e.g. [8])")
 		}
-		if !adapter && (len(o.Ranks) > 0 || len(o.Alphas) > 0) && prefix != "grid." {
-			bad(prefix+"ranks", "this method has no adapter, so ranks and alphas do not apply")
+		if !adapter && (len(o.Ranks) > 0 || len(o.Alphas) > 0) {
+			f := prefix + "ranks"
+			if len(o.Ranks) == 0 {
+				f = prefix + "alphas"
+			}
+			if prefix == "grid." {
+				bad(f, "ranks and alphas are given but no method in grid.methods has an adapter (full and head do not)")
+			} else {
+				bad(f, "this method has no adapter, so ranks and alphas do not apply")
+			}
 		}
 		dupCheck(prefix+"ranks", o.Ranks, bad)
 		for i, v := range o.Ranks {

@@ -265,6 +265,8 @@ func TestSpecErrorsNameFileLineFieldAndExpectation(t *testing.T) {
 			[]string{`grid.overrides.full: override for "full", which is not in grid.methods`}},
 		{"task and tasks", strings.Replace(minimal, "finetune: {task: b}", "finetune: {task: b, tasks: [c]}", 1),
 			[]string{`finetune.tasks: give either finetune.task`}},
+		{"ranks without adapter methods", strings.Replace(minimal, "[lora]", "[full]", 1),
+			[]string{`bad.yaml:6:10: grid.ranks: ranks and alphas are given but no method in grid.methods has an adapter`}},
 		{"executor kind", minimal + "executor: {kind: k8s}\n",
 			[]string{`bad.yaml:9:18: executor.kind: "k8s": expected local or slurm`}},
 		{"slurm time", minimal + "executor: {slurm: {time: 1h}}\n",

@@ -297,7 +297,7 @@ func TestRealSlurm(t *testing.T) {
 	// A task cancelled while running becomes a failed run naming the state.
 	slowSpec, slowRuns := loadSpec(t, strings.NewReplacer("name: st", "name: slow",
 		"finetune: {task: b}", "finetune: {task: b, params: {sleep_ms: 20000}}",
-		"methods: [lora, full]", "methods: [full]", "learning_rates: [1e-2, 10]", "learning_rates: [1e-2]").Replace(taskSpec))
+		"methods: [lora, full]", "methods: [full]", "  ranks: [2]\n", "", "learning_rates: [1e-2, 10]", "learning_rates: [1e-2]").Replace(taskSpec))
 	sub, err = Submit(ctx, st, slowSpec, slowRuns, opt)
 	if err != nil || sub.Runs != 1 {
 		t.Fatalf("slow submission %+v (%v)", sub, err)

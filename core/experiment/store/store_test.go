@@ -423,3 +423,40 @@ func TestCheckLocalFS(t *testing.T) {
 		t.Errorf("NFS: %v", err)
 	}
 }
+
+// BenchmarkRecord stores one finished run per iteration (10 metrics, 3
+// curves of 20 points, 5 summaries) in its own fsynced transaction.
+func BenchmarkRecord(b *testing.B) {
+	st, err := Open(filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	base := experiment.RunConfig{Schema: experiment.RunSchema, Kind: "k", Model: experiment.ModelConfig{Name: "m"},
+		Finetune: experiment.FinetuneConfig{Tasks: []string{"b"}}, Method: "full", LearningRate: 1e-3, Epochs: 20}
+	res := experiment.Result{Metrics: map[string]float64{}, Curves: map[string][]experiment.CurvePoint{}}
+	for i := 0; i < 10; i++ {
+		res.Metrics[fmt.Sprintf("m%d", i)] = float64(i)
+	}
+	for _, c := range []string{"train_loss", "b_loss", "a_loss"} {
+		for e := 1; e <= 20; e++ {
+			res.Curves[c] = append(res.Curves[c], experiment.CurvePoint{Epoch: float64(e), Value: 1 / float64(e)})
+		}
+	}
+	for i := 0; i < 5; i++ {
+		res.Summaries = append(res.Summaries, experiment.Summary{Scope: "layer", Key: fmt.Sprint(i), Value: 1})
+	}
+	recs := make([]experiment.RunRecord, b.N)
+	for i := range recs {
+		c := base
+		c.Seed = uint64(i)
+		recs[i] = experiment.RunRecord{ID: c.MustID(), Config: c, Status: experiment.StatusDone, Result: res}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := st.Record(ctx, recs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

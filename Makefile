@@ -18,10 +18,10 @@ demo: build
 ## test: the whole test suite (what CI runs).
 test: setup
 	$(MAKE) check
-	PRISM_REQUIRE_DATA=1 PRISM_REQUIRE_PROTO=1 $(GO) test -count=1 -timeout 40m ./...
+	PRISM_REQUIRE_DATA=1 PRISM_REQUIRE_PROTO=1 PRISM_REQUIRE_SLURM=1 $(GO) test -count=1 -timeout 40m ./...
 
 setup:
-	scripts/setup.sh build data proto
+	scripts/setup.sh build data proto slurm
 
 ## check: go vet and gofmt must be clean.
 check:

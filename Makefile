@@ -40,3 +40,6 @@ bench-lowrank: build
 
 clean:
 	rm -rf $(BIN)
+
+# Area fragments (kernel.mk, …): extra targets and prerequisites.
+-include mk/*.mk

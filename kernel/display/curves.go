@@ -78,6 +78,7 @@ func (c *Curves) Done() error {
 		c.done = true
 		if c.id != "" {
 			c.drawLocked(true)
+			gonbui.Sync()
 		} else {
 			printOut("%s", c.summaryLocked())
 		}

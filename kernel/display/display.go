@@ -7,6 +7,11 @@
 // other program it writes a plain-text rendering instead (tables and summaries to
 // the standard output, progress to the standard error; see SetOutput), so library
 // code can call it unconditionally.
+//
+// One-shot displays (HTML, Markdown, SVG, PNG, Plot, Table.Show, ShowSpectrum)
+// wait until GoNB has taken the output, and so do Progress.Done and Curves.Done:
+// GoNB drops whatever a cell's program sent but GoNB had not read yet when the
+// program exits. Intermediate redraws do not wait; end live displays with Done.
 package display
 
 import (
@@ -99,6 +104,7 @@ func printErr(format string, args ...any) {
 func HTML(html string) {
 	if InNotebook() {
 		gonbui.DisplayHTML(html)
+		gonbui.Sync()
 		return
 	}
 	printOut("%s\n", html)
@@ -109,6 +115,7 @@ func HTML(html string) {
 func Markdown(markdown string) {
 	if InNotebook() {
 		gonbui.DisplayMarkdown(markdown)
+		gonbui.Sync()
 		return
 	}
 	printOut("%s\n", markdown)
@@ -119,6 +126,7 @@ func Markdown(markdown string) {
 func SVG(caption string, svg []byte) {
 	if InNotebook() {
 		gonbui.DisplayHTML(figureHTML(caption, svg))
+		gonbui.Sync()
 		return
 	}
 	printOut("%s\n", figureNote(caption, "SVG", len(svg)))
@@ -132,6 +140,7 @@ func PNG(caption string, png []byte) {
 			gonbui.DisplayHTML("<div><b>" + escape(caption) + "</b></div>")
 		}
 		gonbui.DisplayPng(png)
+		gonbui.Sync()
 		return
 	}
 	printOut("%s\n", figureNote(caption, "PNG", len(png)))

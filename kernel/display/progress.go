@@ -75,6 +75,7 @@ func (p *Progress) Done() {
 	p.finished = true
 	if p.id != "" {
 		p.drawLocked(true)
+		gonbui.Sync()
 		return
 	}
 	printErr("%s\n", p.textLocked())

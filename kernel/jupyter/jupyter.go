@@ -219,11 +219,12 @@ func (j Jupyter) Execute(ctx context.Context, nb string, o ExecuteOptions) error
 	} else {
 		cmd.Stderr = &stderr
 	}
-	// Kill the whole process group on cancellation: nbconvert's kernel (gonb)
-	// and its cell programs must not outlive it.
-	cmd.Cancel = func() error { return killGroup(cmd) }
+	// On cancellation nbconvert's kernel (gonb), gopls and a running cell must
+	// not outlive it: interrupt nbconvert so it shuts its kernel down, and kill
+	// the whole process tree if that takes longer than stopGrace.
 	setProcessGroup(cmd)
-	cmd.WaitDelay = 10 * time.Second // a left-over grandchild must not hold the pipes open
+	cmd.Cancel = func() error { return stopTree(cmd, stopGrace) }
+	cmd.WaitDelay = stopGrace + 5*time.Second // then Wait stops waiting for left-over pipe holders
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("executing %s: %w", nb, ctx.Err())
@@ -232,6 +233,10 @@ func (j Jupyter) Execute(ctx context.Context, nb string, o ExecuteOptions) error
 	}
 	return nil
 }
+
+// stopGrace is how long a cancelled nbconvert gets to shut its kernel down
+// (jupyter_client itself waits up to 5 s for a kernel to exit).
+const stopGrace = 8 * time.Second
 
 // lastLines keeps the tail of a long log.
 func lastLines(s string, n int) string {

@@ -2,11 +2,14 @@
 
 package jupyter
 
-import "os/exec"
+import (
+	"os/exec"
+	"time"
+)
 
 func setProcessGroup(cmd *exec.Cmd) {}
 
-func killGroup(cmd *exec.Cmd) error {
+func stopTree(cmd *exec.Cmd, grace time.Duration) error {
 	if cmd.Process == nil {
 		return nil
 	}

@@ -33,18 +33,15 @@ const (
 )
 
 var (
-	outMu     sync.Mutex
-	stdoutW   io.Writer = os.Stdout
-	stderrW   io.Writer = os.Stderr
-	forceText bool
+	outMu   sync.Mutex
+	stdoutW io.Writer = os.Stdout
+	stderrW io.Writer = os.Stderr
 )
 
 // InNotebook reports whether the program runs as a GoNB notebook cell, so rich
 // output reaches the notebook.
 func InNotebook() bool {
-	outMu.Lock()
-	defer outMu.Unlock()
-	return gonbui.IsNotebook && !forceText
+	return gonbui.IsNotebook
 }
 
 // SetOutput sets where the plain-text renderings go outside a notebook: results
@@ -66,20 +63,6 @@ func SetOutput(stdout, stderr io.Writer) (restore func()) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		stdoutW, stderrW = prevOut, prevErr
-	}
-}
-
-// ForceText makes every function write its plain-text rendering even inside a
-// notebook (useful to compare the two renderings); it returns a restore function.
-func ForceText() (restore func()) {
-	outMu.Lock()
-	defer outMu.Unlock()
-	prev := forceText
-	forceText = true
-	return func() {
-		outMu.Lock()
-		defer outMu.Unlock()
-		forceText = prev
 	}
 }
 

@@ -18,7 +18,7 @@ demo: build
 ## test: the whole test suite (what CI runs).
 test: setup
 	$(MAKE) check
-	$(GO) test -count=1 -timeout 40m ./...
+	PRISM_REQUIRE_DATA=1 $(GO) test -count=1 -timeout 40m ./...
 
 setup:
 	scripts/setup.sh build data
@@ -41,5 +41,5 @@ bench-lowrank: build
 clean:
 	rm -rf $(BIN)
 
-# Area fragments (kernel.mk, …): extra targets and prerequisites.
+# Area fragments (plugins, kernel, benchmarks); included last so `demo` stays the default goal.
 -include mk/*.mk

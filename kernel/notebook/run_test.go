@@ -134,13 +134,14 @@ func checkSmoke(t *testing.T, executed string) {
 	}
 	all := strings.Join(texts, "\n")
 	for _, want := range []string{
-		"k = 64 singular values",                    // gonum SVD through the workspace
-		"<svg",                                      // spectrum and curves figures
-		"window [28, 36) of k=64",                   // the mid window's title
-		`<table class="prism-table">`,               // results table
-		"<td style=\"text-align:left\">milora</td>", // one of its rows
-		`<progress max="60" value="60"`,             // final state of the progress bar (small mode: 60 steps)
-		"after 60 steps",                            // small mode reached the cells
+		"k = 64 singular values, σ₀ = 7.067", // core/lowrank's SVD, through the workspace
+		"<svg",                               // spectrum and curves figures
+		"window [28, 36) of k=64",            // the mid window's title
+		`<table class="prism-table">`,        // results table
+		"max |W − (Base + scale·B·A)|",       // the identity column (escaped HTML would differ)
+		`<td style="text-align:left">milora</td><td style="text-align:right">56</td>`, // milora starts at k−r
+		`<progress max="60" value="60"`,                                               // final state of the progress bar (small mode: 60 steps)
+		"after 60 steps",                                                              // small mode reached the cells
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("smoke notebook output lacks %q", want)

@@ -174,7 +174,7 @@ func heatPanelOf(run string, s analysis.Split) heatPanel {
 // scale, with a colour bar.
 type heatmap struct {
 	title, axis, symbol string
-	panels      []heatPanel
+	panels              []heatPanel
 }
 
 // Save writes the heatmap as basePath.svg, .pdf and .png.

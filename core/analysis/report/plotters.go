@@ -39,7 +39,7 @@ func (windowThumb) Thumbnail(c *draw.Canvas) {
 // lines at s and s+r on both axes.
 type windowBox struct {
 	lo, hi, size float64
-	line        draw.LineStyle
+	line         draw.LineStyle
 }
 
 func (w windowBox) Plot(c draw.Canvas, p *plot.Plot) {

@@ -183,7 +183,7 @@ const (
 // scale, with a colour bar.
 type heatmap struct {
 	title, xLabel, yLabel, symbol string
-	panels              []heatPanel
+	panels                        []heatPanel
 }
 
 // Save writes the heatmap as basePath.svg, .pdf and .png.

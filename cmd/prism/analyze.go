@@ -25,7 +25,8 @@ type analyzeOptions struct {
 	VerifyBasis bool      // check the stored SVD against the pretrained weights
 	FeatureRank int       // keep at most this many feature directions (0: all)
 	Layers      []string  // analyse only these layers
-	Log         io.Writer // progress and summary (nil: discard)
+	Log         io.Writer // summary (nil: discard)
+	Progress    io.Writer // one line per analysed layer (nil: discard)
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -69,6 +70,7 @@ feature_heatmap_mean, checkpoints, and layers/NAME_{profile,heatmap,feature}.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Runs = args
 			o.Log = cmd.OutOrStdout()
+			o.Progress = cmd.ErrOrStderr()
 			return runAnalyze(cmd.Context(), o)
 		},
 	}
@@ -89,9 +91,12 @@ func runAnalyze(ctx context.Context, o analyzeOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	log := o.Log
+	log, progress := o.Log, o.Progress
 	if log == nil {
 		log = io.Discard
+	}
+	if progress == nil {
+		progress = io.Discard
 	}
 	if len(o.Runs) == 0 {
 		return fmt.Errorf("analyze: no run directories given")
@@ -110,7 +115,7 @@ func runAnalyze(ctx context.Context, o analyzeOptions) error {
 			BandCount: o.BandCount, HeatBins: o.HeatBins, VerifyBasis: o.VerifyBasis,
 			FeatureRank: o.FeatureRank, Layers: o.Layers,
 			Progress: func(layer string, done, total int) {
-				fmt.Fprintf(log, "%s: layer %d/%d %s\n", dir, done, total, layer)
+				fmt.Fprintf(progress, "%s: layer %d/%d %s\n", dir, done, total, layer)
 			},
 		})
 		if err != nil {

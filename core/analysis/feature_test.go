@@ -175,17 +175,20 @@ func probeCovariances(t *testing.T, x, w0, w1 mat.Matrix) (*mat.SymDense, *mat.S
 
 // FeatureSpace (which never forms Y or an m×m matrix) agrees with the
 // brute-force decomposition of the explicit output covariances, with few
-// probes (N ≤ n, factor from X) and many (N > n, factor from Σ_X), for wide
-// and tall layers.
+// probes (N ≤ n, factor from X) and many (N > n, pivoted Cholesky of Σ_X,
+// also when inputs have no variance), for wide and tall layers (both the
+// m ≤ p and the Gram branch).
 func TestFeatureSpaceMatchesExplicitCovariances(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		nSamples, m, n int
+		dead           int // input columns without variance (image borders)
 	}{
-		{"few probes tall", 9, 14, 12},
-		{"many probes tall", 200, 14, 6},
-		{"many probes wide", 150, 5, 9},
-		{"few probes wide", 4, 6, 10},
+		{"few probes tall", 9, 14, 12, 0},
+		{"many probes tall", 200, 14, 6, 0},
+		{"many probes wide", 150, 5, 9, 0},
+		{"few probes wide", 4, 6, 10, 0},
+		{"many probes, dead inputs", 120, 7, 10, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := newRand(24)
@@ -193,7 +196,11 @@ func TestFeatureSpaceMatchesExplicitCovariances(t *testing.T) {
 			// Anisotropic inputs with a large common offset.
 			for i := 0; i < tc.nSamples; i++ {
 				for j := 0; j < tc.n; j++ {
-					x.Set(i, j, x.At(i, j)*float64(j+1)+100)
+					v := x.At(i, j)*float64(j+1) + 100
+					if j < tc.dead {
+						v = 0.5
+					}
+					x.Set(i, j, v)
 				}
 			}
 			w0 := randDense(rng, tc.m, tc.n)

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -431,4 +432,24 @@ func TestCovarianceStreamsStably(t *testing.T) {
 	if err := c.Add(randDense(rng, 2, n+1)); err == nil {
 		t.Error("width change accepted")
 	}
+}
+
+func ExampleFeatureSpaceFromCovariances() {
+	// Old-task features with variances 4 and 1 along the axes. After
+	// fine-tuning the second feature's variance grows by 0.5 and the two
+	// become correlated (covariance 0.5): a rotation of the feature space.
+	before := mat.NewSymDense(2, []float64{4, 0, 0, 1})
+	after := mat.NewSymDense(2, []float64{4, 0.5, 0.5, 1.5})
+	f, err := FeatureSpaceFromCovariances(before, after, FeatureOptions{Split: SplitOptions{KeepDelta: true}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("Λ = %v\n", f.Lambda)
+	fmt.Printf("ΔΣ = %v\n", mat.Formatted(f.Delta, mat.Prefix("     ")))
+	fmt.Printf("variance change along old directions %v, rotation ‖off‖ = %.3f\n", f.Diag, f.OffNorm)
+	// Output:
+	// Λ = [4 1]
+	// ΔΣ = ⎡  0  0.5⎤
+	//      ⎣0.5  0.5⎦
+	// variance change along old directions [0 0.5], rotation ‖off‖ = 0.707
 }

@@ -112,11 +112,7 @@ func TestAnalyzeCommandErrors(t *testing.T) {
 // Real Fashion-MNIST runs (pissa, mid, milora) analysed side by side, with
 // the default output directory of a single run.
 func TestAnalyzeCommandOnRealRuns(t *testing.T) {
-	d, err := rundirtest.LoadData()
-	if err != nil {
-		t.Skipf("Fashion-MNIST not installed (scripts/setup.sh data): %v", err)
-	}
-	p := rundirtest.Pretrain(d)
+	p := rundirtest.Pretrain(rundirtest.LoadDataOrSkip(t))
 	root := t.TempDir()
 	if dir := os.Getenv("PRISM_ANALYZE_DEMO"); dir != "" {
 		root = dir

@@ -19,24 +19,13 @@ import (
 var (
 	pretrainOnce sync.Once
 	pretrained   *rundirtest.Pretrained
-	pretrainErr  error
 )
 
 // realPretrained pretrains the Fashion-MNIST MLP once per test binary.
 func realPretrained(t *testing.T) *rundirtest.Pretrained {
 	t.Helper()
-	pretrainOnce.Do(func() {
-		var d *rundirtest.Data
-		if d, pretrainErr = rundirtest.LoadData(); pretrainErr == nil {
-			pretrained = rundirtest.Pretrain(d)
-		}
-	})
-	if pretrainErr != nil {
-		if os.IsNotExist(pretrainErr) || strings.Contains(pretrainErr.Error(), "no such file") {
-			t.Skipf("Fashion-MNIST not installed (scripts/setup.sh data): %v", pretrainErr)
-		}
-		t.Fatal(pretrainErr)
-	}
+	d := rundirtest.LoadDataOrSkip(t)
+	pretrainOnce.Do(func() { pretrained = rundirtest.Pretrain(d) })
 	return pretrained
 }
 

@@ -9,12 +9,15 @@ package rundirtest
 import (
 	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/prism-lora/prism/core/analysis/rundir"
 	"github.com/prism-lora/prism/core/lowrank"
@@ -28,6 +31,25 @@ func FashionMNISTDir() string {
 		return d
 	}
 	return "/usr/share/datasets/fashion-mnist"
+}
+
+// EnvRequireData names the variable that turns a missing dataset from a
+// skipped test into a failed one (CI sets it after scripts/setup.sh data).
+const EnvRequireData = "PRISM_REQUIRE_DATA"
+
+// LoadDataOrSkip is LoadData for tests: when the data is missing it skips
+// t, or fails it when $PRISM_REQUIRE_DATA is 1.
+func LoadDataOrSkip(t testing.TB) *Data {
+	t.Helper()
+	d, err := LoadData()
+	if err == nil {
+		return d
+	}
+	if errors.Is(err, fs.ErrNotExist) && os.Getenv(EnvRequireData) != "1" {
+		t.Skipf("Fashion-MNIST not installed (scripts/setup.sh data): %v", err)
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // Sizes of the experiment: inputs are 14×14 (2×2 average-pooled), the

@@ -78,28 +78,31 @@ func (c Config) usesSVD() bool {
 	return false
 }
 
-// validate checks the method-independent parts of c for a layer of shape m×n.
+// validate checks the method-independent parts of c for a layer of shape m×n;
+// errors name the layer and its shape.
 func (c Config) validate(layer string, m, n int) error {
+	k := min(m, n)
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("lowrank: layer %q (%d×%d, k=%d): %s", layer, m, n, k, fmt.Sprintf(format, args...))
+	}
 	switch c.Method {
 	case MethodLoRA, MethodPiSSA, MethodMiLoRA, MethodMid, MethodWindow, MethodOLoRA:
 	default:
-		return fmt.Errorf("lowrank: layer %q (%d×%d): unknown method %q (expected lora, pissa, milora, mid, window or olora)",
-			layer, m, n, c.Method)
+		return fail("unknown method %q (expected lora, pissa, milora, mid, window or olora)", c.Method)
 	}
-	k := min(m, n)
 	if c.Rank < 1 || c.Rank > k {
-		return fmt.Errorf("lowrank: layer %q (%d×%d, k=%d): rank r=%d must be in [1, k]", layer, m, n, k, c.Rank)
+		return fail("rank r=%d must be in [1, k]", c.Rank)
 	}
 	if !(c.Alpha >= 0) || math.IsInf(c.Alpha, 0) {
-		return fmt.Errorf("lowrank: layer %q: alpha %v must be positive (0 means alpha = r)", layer, c.Alpha)
+		return fail("alpha %v must be positive (0 means alpha = r)", c.Alpha)
 	}
 	switch c.SVD {
 	case "", SVDFull, SVDRandomized:
 	default:
-		return fmt.Errorf("lowrank: layer %q: unknown SVD strategy %q (expected full or randomized)", layer, c.SVD)
+		return fail("unknown SVD strategy %q (expected full or randomized)", c.SVD)
 	}
 	if _, err := c.Backend.resolve(); err != nil {
-		return fmt.Errorf("lowrank: layer %q: %w", layer, err)
+		return fail("%v", err)
 	}
 	return nil
 }

@@ -86,10 +86,18 @@ func FrobeniusNorm[T Float](m Matrix[T]) float64 {
 	return scale * math.Sqrt(ssq)
 }
 
+// where names a layer and its shape for error messages.
+func where(layer string, m, n int) string {
+	if layer == "" {
+		return fmt.Sprintf("matrix (%d×%d)", m, n)
+	}
+	return fmt.Sprintf("layer %q (%d×%d)", layer, m, n)
+}
+
 // checkShape reports whether m's Data matches its shape, naming the layer.
 func checkShape[T Float](layer, what string, m Matrix[T]) error {
 	if m.Rows < 0 || m.Cols < 0 || len(m.Data) != m.Rows*m.Cols {
-		return fmt.Errorf("lowrank: layer %q: %s has shape %d×%d but %d values", layer, what, m.Rows, m.Cols, len(m.Data))
+		return fmt.Errorf("lowrank: %s: %s has %d values", where(layer, m.Rows, m.Cols), what, len(m.Data))
 	}
 	return nil
 }
@@ -100,13 +108,13 @@ func checkWeight[T Float](layer string, w Matrix[T]) error {
 		return err
 	}
 	if w.Rows == 0 || w.Cols == 0 {
-		return fmt.Errorf("lowrank: layer %q: weight is empty (%d×%d)", layer, w.Rows, w.Cols)
+		return fmt.Errorf("lowrank: %s: weight is empty", where(layer, w.Rows, w.Cols))
 	}
 	for idx, v := range w.Data {
 		f := float64(v)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return fmt.Errorf("lowrank: layer %q: weight (%d×%d) has non-finite value %v at (%d, %d)",
-				layer, w.Rows, w.Cols, f, idx/w.Cols, idx%w.Cols)
+			return fmt.Errorf("lowrank: %s: weight has non-finite value %v at (%d, %d)",
+				where(layer, w.Rows, w.Cols), f, idx/w.Cols, idx%w.Cols)
 		}
 	}
 	return nil

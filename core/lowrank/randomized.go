@@ -59,14 +59,14 @@ func randomizedSVD[T Float](layer string, w Matrix[T], q int, o RandomizedOption
 	m, n := w.Rows, w.Cols
 	k := min(m, n)
 	if q < 1 || q > k {
-		return Factors[T]{}, fmt.Errorf("lowrank: layer %q (%d×%d): randomized SVD needs 1 ≤ q ≤ k=%d, got q=%d", layer, m, n, k, q)
+		return Factors[T]{}, fmt.Errorf("lowrank: %s: randomized SVD needs 1 ≤ q ≤ k=%d, got q=%d", where(layer, m, n), k, q)
 	}
 	backend, err := o.Backend.resolve()
 	if err != nil {
 		return Factors[T]{}, err
 	}
 	wrap := func(err error) error {
-		return fmt.Errorf("lowrank: layer %q (%d×%d): randomized SVD: %w", layer, m, n, err)
+		return fmt.Errorf("lowrank: %s: randomized SVD: %w", where(layer, m, n), err)
 	}
 	l := min(q+o.oversample(), k)
 	omega := gaussian[T](n, l, o.Seed)

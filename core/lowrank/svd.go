@@ -112,7 +112,7 @@ func thinSVD[T Float](layer string, w Matrix[T], backend SVDBackend) (Factors[T]
 		f, err = gonumThinSVD(w)
 	}
 	if err != nil {
-		return Factors[T]{}, fmt.Errorf("lowrank: layer %q (%d×%d): %w", layer, w.Rows, w.Cols, err)
+		return Factors[T]{}, fmt.Errorf("lowrank: %s: %w", where(layer, w.Rows, w.Cols), err)
 	}
 	return f, nil
 }
@@ -123,8 +123,8 @@ func windowSVD[T Float](layer string, w Matrix[T], start, r int, backend SVDBack
 	}
 	k := min(w.Rows, w.Cols)
 	if r < 1 || start < 0 || start+r > k {
-		return Factors[T]{}, fmt.Errorf("lowrank: layer %q (%d×%d, k=%d): invalid window s=%d r=%d (need r ≥ 1, s ≥ 0, s+r ≤ k)",
-			layer, w.Rows, w.Cols, k, start, r)
+		return Factors[T]{}, fmt.Errorf("lowrank: %s: invalid window s=%d r=%d (need r ≥ 1, s ≥ 0, s+r ≤ k=%d)",
+			where(layer, w.Rows, w.Cols), start, r, k)
 	}
 	b, err := backend.resolve()
 	if err != nil {
@@ -140,7 +140,7 @@ func windowSVD[T Float](layer string, w Matrix[T], start, r int, backend SVDBack
 		}
 	}
 	if err != nil {
-		return Factors[T]{}, fmt.Errorf("lowrank: layer %q (%d×%d): %w", layer, w.Rows, w.Cols, err)
+		return Factors[T]{}, fmt.Errorf("lowrank: %s: %w", where(layer, w.Rows, w.Cols), err)
 	}
 	return f, nil
 }

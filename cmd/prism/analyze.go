@@ -44,13 +44,15 @@ analysis, runs side by side (e.g. pissa vs mid vs milora):
                  and averaged, with the fine-tuned window marked
   feature space  ΔΣ = QᵀΣ_Y₁Q − Λ on the old task's probe inputs of the layer
   forgetting     old-task accuracy drop (points), mean KL to the pretrained
-                 model, bits per character, along checkpoints when stored
+                 model, bits per character, along checkpoints when stored;
+                 average accuracy, backward/forward transfer over task sequences
 
 A run directory holds (tensors per adapted layer NAME, weights [out, in]):
 
   run.json                        {"name", "method", "layers": [{"name", "tensor",
                                    "window": {"start", "rank"}}], "rank", "window",
-                                   "files", "metrics", "checkpoints": [{"step", "dir"}]}
+                                   "files", "metrics", "checkpoints": [{"step", "dir"}],
+                                   "continual": {"tasks", "accuracy", "baseline"}}
   weights_pretrained.safetensors  W₀ (tensor "tensor", default NAME)
   weights_finetuned.safetensors   W₁ merged = Wres + scale·B′·A′
   svd.safetensors                 NAME.U [m,q], NAME.S [q], NAME.V [n,q] from initialisation
@@ -61,9 +63,10 @@ A run directory holds (tensors per adapted layer NAME, weights [out, in]):
   checkpoints/STEP/               optional: weights_finetuned.safetensors, eval.safetensors
 
 Outputs in --out: report.md (all summary tables), forgetting, layers, bands,
-feature_bands (.md and .csv), components.csv and feature_components.csv (per
-component), and figures/: profile_mean, heatmap_mean, bands, feature_mean,
-feature_heatmap_mean, checkpoints, and layers/NAME_{profile,heatmap,feature}.`,
+feature_bands, checkpoints, continual (.md and .csv), components.csv and
+feature_components.csv (per component), and figures/: profile_mean,
+heatmap_mean, bands, feature_mean, feature_heatmap_mean, checkpoints,
+continual, and layers/NAME_{profile,heatmap,feature}. See docs/analysis.md.`,
 		Example: `  prism analyze runs/pissa runs/mid runs/milora --out results/analysis
   prism analyze runs/mid --layer blocks.0.mlp.fc1 --per-layer=false`,
 		Args: cobra.MinimumNArgs(1),

@@ -285,6 +285,7 @@ func (h heatmap) draw(c draw.Canvas, cm palette.ColorMap, images []image.Image) 
 //	feature_mean      ΔΣ_Y diagonal vs off-diagonal along the feature direction (runs with probes)
 //	bands             ‖diag‖ and ‖off‖ by band of components, every run on one axis
 //	checkpoints       forgetting and weight change along training (runs with checkpoints)
+//	continual         average accuracy and backward transfer over a task sequence
 //	layers/LAYER_profile, LAYER_heatmap, LAYER_feature   the same per layer (PerLayer)
 //
 // Layers are averaged only with layers of the same size q as the run's most
@@ -353,6 +354,11 @@ func WriteFigures(dir string, runs []analysis.Run, o FigureOptions) ([]string, e
 	}
 	if hasCheckpoints(runs) {
 		if err := save("checkpoints", checkpointFigure(runs)); err != nil {
+			return written, err
+		}
+	}
+	if hasContinual(runs) {
+		if err := save("continual", continualFigure(runs)); err != nil {
 			return written, err
 		}
 	}
@@ -548,6 +554,35 @@ func checkpointFigure(runs []analysis.Run) *figure.Figure {
 		_ = mix.Line(i, run.Name, xs, r)
 	}
 	return &figure.Figure{Panels: [][]*figure.Panel{{drop, kl, mix}}, Size: figure.TwoColumn.WithHeight(2.6 * vg.Inch), Legend: figure.LegendBelow}
+}
+
+// continualFigure follows runs over a task sequence: average accuracy and
+// backward transfer after each stage.
+func continualFigure(runs []analysis.Run) *figure.Figure {
+	acc := figure.NewPanel("average accuracy on tasks seen", "tasks trained", "ACC (%)")
+	bwt := figure.NewPanel("backward transfer", "tasks trained", "BWT (points)")
+	var stages []float64
+	for i, run := range runs {
+		c := run.Continual
+		if c == nil {
+			continue
+		}
+		for len(stages) < len(c.Stages) {
+			stages = append(stages, float64(len(stages)+1))
+		}
+		var xs, a, b []float64
+		for _, st := range c.Stages {
+			xs = append(xs, float64(st.Stage+1))
+			a = append(a, 100*st.AverageAccuracy)
+			b = append(b, 100*st.BackwardTransfer)
+		}
+		_ = acc.Line(i, run.Name, xs, a)
+		_ = bwt.Line(i, run.Name, xs, b)
+	}
+	for _, p := range []*figure.Panel{acc, bwt} {
+		p.Plot.X.Tick.Marker = figure.TicksAt(stages...)
+	}
+	return &figure.Figure{Panels: [][]*figure.Panel{{acc, bwt}}, Size: figure.TwoColumn.WithHeight(2.6 * vg.Inch), Legend: figure.LegendBelow}
 }
 
 func layerNames(runs []analysis.Run) []string {

@@ -276,6 +276,35 @@ func CheckpointTable(runs []analysis.Run) Table {
 	return t
 }
 
+// ContinualTable has one row per stage of each run over a task sequence:
+// average accuracy, backward transfer and mean forgetting after the stage,
+// and the run's forward transfer on its last row.
+func ContinualTable(runs []analysis.Run) Table {
+	t := Table{
+		Name: "continual", Title: "Continual learning over a task sequence",
+		Note: "After training on tasks 0…k: ACC = mean accuracy over them (%), BWT = mean change on earlier tasks since " +
+			"each was learnt (points, Lopez-Paz & Ranzato 2017), forgetting = mean drop from each earlier task's best " +
+			"accuracy (points, Chaudhry et al. 2018); FWT (points) on the last stage.",
+		Columns: []Column{{"run", "run"}, {"stage", "stage"}, {"task", "task trained"}, {"average_accuracy", "ACC (%)"},
+			{"backward_transfer", "BWT (points)"}, {"mean_forgetting", "forgetting (points)"}, {"forward_transfer", "FWT (points)"}},
+	}
+	for _, run := range runs {
+		c := run.Continual
+		if c == nil {
+			continue
+		}
+		for k, st := range c.Stages {
+			fwt := math.NaN()
+			if k == len(c.Stages)-1 {
+				fwt = 100 * c.ForwardTransfer
+			}
+			t.Rows = append(t.Rows, []any{run.Name, st.Stage, c.Tasks[k], 100 * st.AverageAccuracy,
+				100 * st.BackwardTransfer, 100 * st.MeanForgetting, fwt})
+		}
+	}
+	return t
+}
+
 // Tables returns every table for runs: markdown versions summarise (bands
 // averaged over layers only), CSV versions are complete.
 func Tables(runs []analysis.Run) (markdown, csv []Table) {
@@ -286,7 +315,20 @@ func Tables(runs []analysis.Run) (markdown, csv []Table) {
 		markdown = append(markdown, CheckpointTable(runs))
 		csv = append(csv, CheckpointTable(runs))
 	}
+	if hasContinual(runs) {
+		markdown = append(markdown, ContinualTable(runs))
+		csv = append(csv, ContinualTable(runs))
+	}
 	return markdown, csv
+}
+
+func hasContinual(runs []analysis.Run) bool {
+	for _, r := range runs {
+		if r.Continual != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func hasCheckpoints(runs []analysis.Run) bool {

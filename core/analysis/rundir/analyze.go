@@ -157,6 +157,21 @@ func Analyze(ctx context.Context, dir string, o Options) (analysis.Run, error) {
 	if err != nil {
 		return run, fmt.Errorf("run %s: %w", dir, err)
 	}
+	if c := m.Continual; c != nil {
+		r := make(analysis.AccuracyMatrix, len(c.Accuracy))
+		for i, row := range c.Accuracy {
+			r[i] = make([]float64, len(row))
+			for j, v := range row {
+				r[i][j] = math.NaN()
+				if v != nil {
+					r[i][j] = *v
+				}
+			}
+		}
+		if run.Continual, err = analysis.NewContinual(c.Tasks, r, c.Baseline); err != nil {
+			return run, fmt.Errorf("run %s: %s: continual: %w", dir, ManifestFile, err)
+		}
+	}
 	for i, c := range m.Checkpoints {
 		ev, err := openOptional(filepath.Join(path(dir, c.Dir, ""), EvalFile))
 		if err != nil {

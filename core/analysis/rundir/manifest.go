@@ -84,6 +84,18 @@ type Manifest struct {
 	Metrics *Metrics `json:"metrics,omitempty"`
 	// Checkpoints lists intermediate states along training.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	// Continual holds the accuracy matrix of a task sequence.
+	Continual *Continual `json:"continual,omitempty"`
+}
+
+// Continual is the accuracy matrix of a run over a task sequence:
+// Accuracy[i][j] is the accuracy (fraction) on task j after training on
+// tasks 0…i; null where not measured (above the diagonal). Baseline, when
+// given, is each task's accuracy before any training (for forward transfer).
+type Continual struct {
+	Tasks    []string     `json:"tasks"`
+	Accuracy [][]*float64 `json:"accuracy"`
+	Baseline []float64    `json:"baseline,omitempty"`
 }
 
 // Layer is one adapted layer of a run.

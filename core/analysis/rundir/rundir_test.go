@@ -129,6 +129,9 @@ func TestAnalyzeExactRunRoundTrip(t *testing.T) {
 	}
 	before, after := 0.9, 0.85
 	m.Metrics = &rundir.Metrics{AccuracyBefore: &before, AccuracyAfter: &after}
+	v := func(x float64) *float64 { return &x }
+	m.Continual = &rundir.Continual{Tasks: []string{"mnist", "fashion", "digits"}, Accuracy: [][]*float64{
+		{v(0.90), nil, nil}, {v(0.80), v(0.85), nil}, {v(0.70), v(0.75), v(0.95)}}}
 	if err := rundir.WriteManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +157,11 @@ func TestAnalyzeExactRunRoundTrip(t *testing.T) {
 	}
 	if f := run.Forgetting; f.AccuracyBefore != 0.9 || math.Abs(f.AccuracyDrop-5) > 1e-12 || !math.IsNaN(f.MeanKL) {
 		t.Errorf("forgetting %+v", f)
+	}
+	// Hand computation (see analysis.TestContinualMetricsAgainstHandComputation).
+	if c := run.Continual; c == nil || len(c.Stages) != 3 || math.Abs(c.Stages[2].AverageAccuracy-0.8) > 1e-15 ||
+		math.Abs(c.Stages[2].BackwardTransfer+0.15) > 1e-15 || !math.IsNaN(c.ForwardTransfer) {
+		t.Errorf("continual %+v", run.Continual)
 	}
 	if run.Layers[0].Feature == nil || run.Layers[0].Feature.Samples != 30 {
 		t.Error("probes not analysed")

@@ -7,7 +7,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// DefaultHeatBins is the default number of bins per axis of Split.Heat.
+// DefaultHeatBins is the default number of bins per axis of Split.HeatRMS.
 const DefaultHeatBins = 128
 
 // SplitOptions configure SplitChange.

@@ -5,6 +5,18 @@
 // mean ± std bands and error bars, and Save, which writes .svg, .pdf and .png
 // side by side (each atomically: a crash never leaves a half-written file).
 //
+// Every prism figure is written through SaveDrawing (Figure.Save, Panel.Save
+// and Save call it; drawings that are not a Figure, such as heatmaps with a
+// colour bar, call it directly), so the three formats look the same: text
+// is drawn as glyph outlines of the embedded font in the SVG and the PDF (no
+// font substitution, no PDF mojibake), and raster images and translucent
+// colours are drawn as in the PNG (see RenderDrawing for the gonum/plot
+// v0.17 bugs this works around).
+//
+// A Figure places axis labels itself: centred on the data area, without
+// letting a long label or a log axis shrink the data area along the label
+// (see axislabels.go), so a title sits right above its panel.
+//
 // A Panel is one set of axes with its series; a Figure lays panels out in a
 // grid with an optional shared legend:
 //

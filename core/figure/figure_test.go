@@ -128,6 +128,11 @@ func TestSaveWritesAllFormats(t *testing.T) {
 			t.Errorf("svg lacks text %q", want)
 		}
 	}
+	// The PDF draws text as glyph outlines (formats_test.go compares them
+	// with the PNG).
+	if bytes.Contains(pdfData, []byte("/FontFile")) {
+		t.Error("pdf embeds a font, want text as glyph outlines")
+	}
 	// No temporary files left behind.
 	entries, _ := filepath.Glob(filepath.Join(dir, ".single*"))
 	if len(entries) != 0 {

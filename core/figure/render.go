@@ -1,20 +1,15 @@
 package figure
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgpdf"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // Figure lays out panels in a grid (rows of equal length; a nil panel leaves
@@ -32,12 +27,13 @@ type Figure struct {
 	Legend LegendPlacement
 }
 
-// Formats are the files Save writes, by extension.
-var Formats = []string{"svg", "pdf", "png"}
-
 // Save writes p alone at one-column size as basePath.svg, .pdf and .png.
-func Save(p *plot.Plot, basePath string) error {
-	return (&Figure{Panels: [][]*Panel{{{Plot: p, Legend: LegendNone}}}, Size: OneColumn}).Save(basePath)
+func Save(p *plot.Plot, basePath string) error { return OfPlot(p, OneColumn).Save(basePath) }
+
+// OfPlot is a figure of the given size holding p alone, for a plot built
+// without a Panel; the plot's own gonum legend, if any, is drawn as it is.
+func OfPlot(p *plot.Plot, size Size) *Figure {
+	return &Figure{Panels: [][]*Panel{{{Plot: p, Legend: LegendNone}}}, Size: size}
 }
 
 // Save writes the panel alone at one-column size (see Figure.Save).
@@ -49,51 +45,21 @@ func (p *Panel) SaveSize(size Size, basePath string) error {
 }
 
 // Save writes the figure as basePath.svg, basePath.pdf and basePath.png
-// (PNGDPI dots per inch), creating the directory. Each file is written to a
-// temporary name and renamed into place, so readers never see a partial file.
+// (PNGDPI dots per inch), creating the directory; see SaveDrawing.
 func (f *Figure) Save(basePath string) error {
-	if err := os.MkdirAll(filepath.Dir(basePath), 0o755); err != nil {
-		return fmt.Errorf("figure: %w", err)
+	if err := f.check(); err != nil {
+		return fmt.Errorf("%s: %w", basePath, err)
 	}
-	for _, ext := range Formats {
-		data, err := f.Render(ext)
-		if err != nil {
-			return err
-		}
-		if err := WriteFileAtomic(basePath+"."+ext, data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return SaveDrawing(basePath, f.Size, f.Draw)
 }
 
 // Render draws the figure in one format ("svg", "pdf" or "png") and returns
-// the file's bytes (e.g. for display in a notebook).
+// the file's bytes (e.g. for display in a notebook); see RenderDrawing.
 func (f *Figure) Render(format string) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	w, h := f.Size.Width, f.Size.Height
-	if w <= 0 || h <= 0 {
-		return nil, fmt.Errorf("figure: size %v×%v, expected a positive width and height (e.g. figure.OneColumn)", w, h)
-	}
-	var c vg.CanvasWriterTo
-	switch strings.ToLower(format) {
-	case "svg":
-		c = vgsvg.New(w, h)
-	case "pdf":
-		c = vgpdf.New(w, h)
-	case "png":
-		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(PNGDPI))}
-	default:
-		return nil, fmt.Errorf("figure: format %q, expected svg, pdf or png", format)
-	}
-	f.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("figure: writing %s: %w", format, err)
-	}
-	return buf.Bytes(), nil
+	return RenderDrawing(format, f.Size, f.Draw)
 }
 
 func (f *Figure) check() error {
@@ -147,10 +113,32 @@ const (
 	panelPadY    = 8
 )
 
-// Draw draws the figure onto c.
+// Draw draws the figure onto c. While it runs, the panels' axis labels are
+// replaced by blank stand-ins (see axislabels.go), so a figure must not be
+// drawn from two goroutines at once (gonum's Plot.Draw is not safe for that
+// either).
 func (f *Figure) Draw(c draw.Canvas) {
 	c.SetColor(color.White)
 	c.Fill(c.Rectangle.Path())
+	labels := map[*plot.Plot]axisLabels{}
+	for _, row := range f.Panels {
+		for _, p := range row {
+			if p != nil && p.Plot != nil {
+				if _, done := labels[p.Plot]; !done {
+					labels[p.Plot] = blankAxisLabels(p.Plot)
+				}
+			}
+		}
+	}
+	defer func() {
+		for _, l := range labels {
+			l.restore()
+		}
+	}()
+	drawPanel := func(p *Panel, cell draw.Canvas) {
+		p.Plot.Draw(cell)
+		labels[p.Plot].draw(cell)
+	}
 
 	rows, cols := len(f.Panels), len(f.Panels[0])
 	mode := f.Legend
@@ -191,7 +179,7 @@ func (f *Figure) Draw(c draw.Canvas) {
 				if p == nil {
 					continue
 				}
-				p.Plot.Draw(cells[r][k])
+				drawPanel(p, cells[r][k])
 				if place, ok := inside[p]; ok {
 					box := measureLegend(p.entries, 0)
 					box.drawInside(p.Plot.DataCanvas(cells[r][k]), place)
@@ -218,7 +206,7 @@ func (f *Figure) Draw(c draw.Canvas) {
 	for r, row := range f.Panels {
 		for k, p := range row {
 			if p != nil {
-				p.Plot.Draw(cells[r][k])
+				drawPanel(p, cells[r][k])
 			}
 		}
 	}

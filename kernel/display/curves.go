@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/janpfeifer/gonb/gonbui"
+	"github.com/prism-lora/prism/core/figure"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -164,8 +165,7 @@ func (c *Curves) plotLocked() (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("display: curves %q, series %q: %w", c.Title, s.name, err)
 		}
-		line.Color = colour(i)
-		line.Width = vg.Points(1.5)
+		line.LineStyle = figure.SeriesStyle(i).LineStyle()
 		p.Add(line)
 		p.Legend.Add(s.name, line)
 	}

@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/janpfeifer/gonb/gonbui"
+	"github.com/prism-lora/prism/core/figure"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 )
@@ -141,7 +142,8 @@ func Plot(p *plot.Plot, width, height vg.Length) error {
 	return nil
 }
 
-// RenderSVG renders a plot as SVG bytes (zero sizes take the defaults).
+// RenderSVG renders a plot as SVG bytes (zero sizes take the defaults),
+// through core/figure like every prism figure (its layout and SVG fixes).
 func RenderSVG(p *plot.Plot, width, height vg.Length) ([]byte, error) {
 	if width <= 0 {
 		width = DefaultWidth
@@ -149,15 +151,11 @@ func RenderSVG(p *plot.Plot, width, height vg.Length) ([]byte, error) {
 	if height <= 0 {
 		height = DefaultHeight
 	}
-	w, err := p.WriterTo(width, height, "svg")
+	svg, err := figure.OfPlot(p, figure.Size{Width: width, Height: height}).Render("svg")
 	if err != nil {
 		return nil, fmt.Errorf("display: rendering plot %q as SVG: %w", p.Title.Text, err)
 	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("display: writing plot %q as SVG: %w", p.Title.Text, err)
-	}
-	return buf.Bytes(), nil
+	return svg, nil
 }
 
 // Sync waits until everything sent to the notebook has been displayed; call it

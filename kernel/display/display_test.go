@@ -2,11 +2,14 @@ package display
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prism-lora/prism/core/figure"
 )
 
 // capture redirects the text renderings for one test.
@@ -253,5 +256,33 @@ func TestFigureHTMLDropsTheXMLProlog(t *testing.T) {
 	want := `<figure class="prism-figure" style="margin:0"><svg>x</svg><figcaption>cap</figcaption></figure>`
 	if got != want {
 		t.Errorf("figureHTML = %q, want %q", got, want)
+	}
+}
+
+// Curves take prism's series styles (core/figure): series i is drawn in
+// figure.Palette[i], and the SVG is core/figure's (fonts with fallbacks).
+func TestCurvesUseTheFigureStyle(t *testing.T) {
+	c := NewCurves("loss", "step", "loss (nats)")
+	for i := 1; i <= 3; i++ {
+		c.Add("train", float64(i), 1/float64(i))
+		c.Add("eval", float64(i), 2/float64(i))
+	}
+	p, err := c.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg, err := RenderSVG(p, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		col := figure.Palette[i]
+		want := fmt.Sprintf("stroke:#%02X%02X%02X", col.R, col.G, col.B)
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("series %d: no %s line in the SVG", i, want)
+		}
+	}
+	if !strings.Contains(string(svg), "font-family:"+figure.SVGFontFamily) {
+		t.Error("SVG not rendered by core/figure (no font fallbacks)")
 	}
 }

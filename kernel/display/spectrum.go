@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 
+	"github.com/prism-lora/prism/core/figure"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -42,9 +43,10 @@ func SpectrumPlot(layer string, s []float64, start, rank int) (*plot.Plot, error
 	if err != nil {
 		return nil, fmt.Errorf("display: spectrum of layer %q: %w", layer, err)
 	}
-	line.Color = colour(0)
-	line.Width = vg.Points(1.5)
-	band := &windowBand{lo: float64(start) - 0.5, hi: float64(start+rank) - 0.5, fill: color.NRGBA{R: 0xD5, G: 0x5E, A: 0x55}}
+	line.LineStyle = figure.SeriesStyle(0).LineStyle()
+	shade := figure.Vermillion
+	shade.A = 0x55
+	band := &windowBand{lo: float64(start) - 0.5, hi: float64(start+rank) - 0.5, fill: shade}
 	p.Add(band, line)
 	p.Legend.Add("σᵢ", line)
 	p.Legend.Add(fmt.Sprintf("window (r=%d)", rank), band)

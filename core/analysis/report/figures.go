@@ -202,7 +202,7 @@ func (h heatmap) Save(basePath string) error {
 			images[k] = binnedImage(p.rms, p.bandLo, p.k, cm)
 		}
 	}
-	return saveFormats(basePath, size, func(c draw.Canvas) { h.draw(c, cm, images) })
+	return figure.SaveDrawing(basePath, size, func(c draw.Canvas) { h.draw(c, cm, images) })
 }
 
 // colorMap is the log10 colour scale shared by the panels: Decades decades
@@ -224,12 +224,6 @@ func (h heatmap) colorMap() palette.ColorMap {
 	cm.SetMin(cm.Max() - Decades)
 	return cm
 }
-
-// paper is a figure.Figure saved through saveFormats.
-type paper struct{ *figure.Figure }
-
-// Save writes the figure as basePath.svg, .pdf and .png.
-func (p paper) Save(basePath string) error { return saveFormats(basePath, p.Size, p.Draw) }
 
 func (h heatmap) draw(c draw.Canvas, cm palette.ColorMap, images []image.Image) {
 	c.SetColor(color.White)
@@ -293,9 +287,6 @@ func (h heatmap) draw(c draw.Canvas, cm palette.ColorMap, images []image.Image) 
 func WriteFigures(dir string, runs []analysis.Run, o FigureOptions) ([]string, error) {
 	var written []string
 	save := func(name string, s interface{ Save(string) error }) error {
-		if f, ok := s.(*figure.Figure); ok {
-			s = paper{f}
-		}
 		base := filepath.Join(dir, name)
 		if err := s.Save(base); err != nil {
 			return fmt.Errorf("figure %s: %w", name, err)

@@ -88,7 +88,9 @@ func TestInitStrategies(t *testing.T) {
 		with := func(f64 bool) any {
 			if f64 {
 				return lowranktest.InitFunc[float64](func(layer string, w lowrank.Matrix[float64], c lowrank.Config) (lowrank.Adapter[float64], error) {
-					c.SVD = strategy
+					if c.SVD == "" {
+						c.SVD = strategy
+					}
 					return lowrank.Init(layer, w, c)
 				})
 			}

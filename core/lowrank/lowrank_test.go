@@ -95,7 +95,9 @@ func TestInitStrategies(t *testing.T) {
 				})
 			}
 			return lowranktest.InitFunc[float32](func(layer string, w lowrank.Matrix[float32], c lowrank.Config) (lowrank.Adapter[float32], error) {
-				c.SVD = strategy
+				if c.SVD == "" {
+					c.SVD = strategy
+				}
 				return lowrank.Init(layer, w, c)
 			})
 		}

@@ -58,6 +58,18 @@ type BatchOptions struct {
 	Progress func(Progress)
 }
 
+// DefaultWorkers is a worker count for callers that decompose layers in their
+// own goroutines without changing the BLAS thread count: one layer per CPU when
+// OpenBLAS runs single-threaded, else 1 (OpenBLAS already uses the cores
+// inside each call). InitLayers does better by default: it runs one layer per
+// CPU and sets BLAS to one thread for the duration (BatchOptions.BLASThreads).
+func DefaultWorkers() int {
+	if BLASThreads() > 1 {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 // InitLayers initialises an adapter for every layer of src with config c,
 // decomposing up to Workers layers in parallel and holding at most MaxInFlight
 // matrices in memory. sink receives the adapters in index order 0, 1, … (never

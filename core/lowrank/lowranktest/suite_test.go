@@ -15,8 +15,10 @@ type fakeT struct{ errs []string }
 
 type fatalStop struct{}
 
-func (f *fakeT) Helper()                           {}
-func (f *fakeT) Errorf(format string, args ...any) { f.errs = append(f.errs, fmt.Sprintf(format, args...)) }
+func (f *fakeT) Helper() {}
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.errs = append(f.errs, fmt.Sprintf(format, args...))
+}
 func (f *fakeT) Fatalf(format string, args ...any) {
 	f.Errorf(format, args...)
 	panic(fatalStop{})

@@ -5,10 +5,14 @@ import (
 	"math/rand/v2"
 )
 
-// Defaults for the randomized SVD (used when the option is 0).
+// Defaults for the randomized SVD (used when the option is 0). Chosen with
+// bench-lowrank: on ViT-B-shaped float32 layers with a power-law spectrum
+// σ_i ∝ (1+i)^−0.5, the top 16 values come within 3.4e-4 relative of the exact
+// ones (48 layers, worst case); niter 4 with oversampling 16 reached only 3.1e-3,
+// niter 3 1e-2. Slower-decaying spectra need more.
 const (
 	DefaultNIter      = 4
-	DefaultOversample = 16
+	DefaultOversample = 24
 )
 
 // RandomizedOptions tunes RandomizedSVD. The zero value uses the defaults.

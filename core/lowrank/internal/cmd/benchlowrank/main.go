@@ -277,7 +277,7 @@ func run(o options) error {
 	var randVariants []goConfig
 	if o.variants {
 		configs = append(configs, goConfig{"prism pissa, window SVD (dgesvdx), " + par, pissa(lowrank.SVDWindowOnly, 0, 0), cores, 1})
-		for _, v := range [][2]int{{2, 16}, {3, 16}, {5, 16}, {6, 16}, {4, 24}} {
+		for _, v := range [][2]int{{2, 16}, {3, 16}, {4, 16}, {6, 16}} {
 			randVariants = append(randVariants, goConfig{fmt.Sprintf("prism pissa, randomized SVD (niter %d, oversample %d), %s", v[0], v[1], par),
 				pissa(lowrank.SVDRandomized, v[0], v[1]), cores, 1})
 		}

@@ -147,6 +147,9 @@ func InitLayers[T Float](ctx context.Context, src LayerSource[T], c Config, o Ba
 	go func() {
 		defer close(jobs)
 		for i := 0; i < total; i++ {
+			if ctx.Err() != nil {
+				return
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -162,6 +165,10 @@ func InitLayers[T Float](ctx context.Context, src LayerSource[T], c Config, o Ba
 
 	var err error
 	for i := 0; i < total && err == nil; i++ {
+		if ctx.Err() != nil { // checked first: select picks among ready cases at random
+			err = context.Cause(ctx)
+			break
+		}
 		select {
 		case res := <-results[i]:
 			switch {

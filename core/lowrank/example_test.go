@@ -65,3 +65,37 @@ func abs(x float64) float64 {
 	}
 	return x
 }
+
+// Converting a trained window adapter to a plain rank-2r LoRA on the original
+// weight: W + scale·B2·A2 equals Base + scale·B′·A′.
+func ExampleToLoRA() {
+	w, err := lowranktest.WithSpectrum[float64](5, 4, []float64{3, 2, 1, 0.5}, 7)
+	if err != nil {
+		panic(err)
+	}
+	a, err := lowrank.Init("fc", w, lowrank.Config{Method: lowrank.MethodMiLoRA, Rank: 1, Alpha: 2})
+	if err != nil {
+		panic(err)
+	}
+	// "Training" moved A and B.
+	trainedA, trainedB := a.A.Clone(), a.B.Clone()
+	trainedA.Data[0] += 0.3
+	trainedB.Data[2] -= 0.2
+	a2, b2, err := lowrank.ToLoRA(a, trainedA, trainedB)
+	if err != nil {
+		panic(err)
+	}
+	var worst float64
+	for i := 0; i < 5; i++ {
+		for j := 0; j < 4; j++ {
+			lora := w.At(i, j) + a.Scale*(b2.At(i, 0)*a2.At(0, j)+b2.At(i, 1)*a2.At(1, j))
+			window := a.Base.At(i, j) + a.Scale*trainedB.At(i, 0)*trainedA.At(0, j)
+			worst = max(worst, abs(lora-window))
+		}
+	}
+	fmt.Printf("A2 %d×%d, B2 %d×%d, alpha for rank 2: %g\n", a2.Rows, a2.Cols, b2.Rows, b2.Cols, a.LoRAAlpha(2))
+	fmt.Printf("max |(W + scale·B2·A2) − (Base + scale·B′·A′)| < 1e-14: %v\n", worst < 1e-14)
+	// Output:
+	// A2 2×4, B2 5×2, alpha for rank 2: 4
+	// max |(W + scale·B2·A2) − (Base + scale·B′·A′)| < 1e-14: true
+}

@@ -18,9 +18,15 @@ const (
 
 // SVD strategies (Config.SVD).
 const (
-	// SVDFull computes an exact SVD (LAPACK ?gesdd of the whole matrix, or
-	// ?gesvdx of only the window when that is faster; gonum: full thin SVD).
+	// SVDFull (the default, also "") is an exact SVD: the package picks
+	// SVDThin or SVDWindowOnly, whichever is faster for the shape and window.
 	SVDFull = "full"
+	// SVDThin always computes the complete thin SVD (LAPACK ?gesdd, as numpy;
+	// gonum Dgesvd) and takes the window from it.
+	SVDThin = "thin"
+	// SVDWindowOnly computes only the window's triplets exactly (LAPACK
+	// dgesvdx with RANGE='I'; with gonum it falls back to SVDThin).
+	SVDWindowOnly = "window"
 	// SVDRandomized computes the top s+r triplets with RandomizedSVD
 	// (Halko–Martinsson–Tropp); the fast path when s+r ≪ k.
 	SVDRandomized = "randomized"
@@ -37,7 +43,7 @@ type Config struct {
 	Alpha      float64    // α > 0; 0 means α = r (scale 1 without rsLoRA)
 	RSLoRA     bool       // scale = α/√r instead of α/r
 	Window     WindowSpec // where the window starts, for Method "window"
-	SVD        string     // full (default) | randomized
+	SVD        string     // full (default: exact, fastest) | thin | window | randomized
 	NIter      int        // randomized: power iterations; 0 → DefaultNIter, < 0 → none
 	Oversample int        // randomized: extra columns; 0 → DefaultOversample, < 0 → none
 	Seed       uint64     // seeds the randomized SVD and LoRA's A
@@ -97,9 +103,9 @@ func (c Config) validate(layer string, m, n int) error {
 		return fail("alpha %v must be positive (0 means alpha = r)", c.Alpha)
 	}
 	switch c.SVD {
-	case "", SVDFull, SVDRandomized:
+	case "", SVDFull, SVDThin, SVDWindowOnly, SVDRandomized:
 	default:
-		return fail("unknown SVD strategy %q (expected full or randomized)", c.SVD)
+		return fail("unknown SVD strategy %q (expected full, thin, window or randomized)", c.SVD)
 	}
 	if _, err := c.Backend.resolve(); err != nil {
 		return fail("%v", err)
@@ -153,14 +159,14 @@ func Init[T Float](layer string, w Matrix[T], c Config) (Adapter[T], error) {
 	}
 	var f Factors[T]
 	if c.SVD == SVDRandomized {
-		f, err = randomizedSVD(layer, w, s+c.Rank, c.randomizedOptions())
+		f, err = randomizedSVDOf(layer, w, s+c.Rank, c.randomizedOptions())
 	} else {
-		f, err = exactWindowFactors(layer, w, s, c.Rank, c.Backend)
+		f, err = exactWindowFactors(layer, w, s, c.Rank, c.Backend, c.SVD)
 	}
 	if err != nil {
 		return Adapter[T]{}, err
 	}
-	return InitFromSVD(layer, w, f, c)
+	return initFromSVD(layer, w, f, c)
 }
 
 func (c Config) randomizedOptions() RandomizedOptions {
@@ -171,9 +177,14 @@ func (c Config) randomizedOptions() RandomizedOptions {
 // (from ThinSVD, WindowSVD or RandomizedSVD): f must hold the triplets
 // s … s+r−1 of the resolved window (f.Offset ≤ s, s+r ≤ f.Offset+f.Len()).
 func InitFromSVD[T Float](layer string, w Matrix[T], f Factors[T], c Config) (Adapter[T], error) {
-	if err := checkShape(layer, "weight", w); err != nil {
+	if err := checkWeight(layer, w); err != nil {
 		return Adapter[T]{}, err
 	}
+	return initFromSVD(layer, w, f, c)
+}
+
+// initFromSVD is InitFromSVD for a weight already checked.
+func initFromSVD[T Float](layer string, w Matrix[T], f Factors[T], c Config) (Adapter[T], error) {
 	if err := c.validate(layer, w.Rows, w.Cols); err != nil {
 		return Adapter[T]{}, err
 	}

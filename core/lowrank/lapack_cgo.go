@@ -66,6 +66,28 @@ static int prism_##P##gelqf(int m, int n, T *a, int lda, T *tau) {              
 	free(work);                                                                     \
 	return info;                                                                    \
 }                                                                                   \
+static int prism_##P##geqrf(int m, int n, T *a, int lda, T *tau) {                   \
+	T q;                                                                            \
+	int info = LAPACKE_##P##geqrf_work(LAPACK_COL_MAJOR, m, n, a, lda, tau, &q, -1); \
+	if (info != 0) return info;                                                     \
+	lapack_int lwork = prism_lwork(q);                                              \
+	T *work = malloc(sizeof(T) * (size_t)lwork);                                    \
+	if (!work) return -1000;                                                        \
+	info = LAPACKE_##P##geqrf_work(LAPACK_COL_MAJOR, m, n, a, lda, tau, work, lwork); \
+	free(work);                                                                     \
+	return info;                                                                    \
+}                                                                                   \
+static int prism_##P##orgqr(int m, int n, int k, T *a, int lda, const T *tau) {      \
+	T q;                                                                            \
+	int info = LAPACKE_##P##orgqr_work(LAPACK_COL_MAJOR, m, n, k, a, lda, tau, &q, -1); \
+	if (info != 0) return info;                                                     \
+	lapack_int lwork = prism_lwork(q);                                              \
+	T *work = malloc(sizeof(T) * (size_t)lwork);                                    \
+	if (!work) return -1000;                                                        \
+	info = LAPACKE_##P##orgqr_work(LAPACK_COL_MAJOR, m, n, k, a, lda, tau, work, lwork); \
+	free(work);                                                                     \
+	return info;                                                                    \
+}                                                                                   \
 static int prism_##P##orglq(int m, int n, int k, T *a, int lda, const T *tau) {      \
 	T q;                                                                            \
 	int info = LAPACKE_##P##orglq_work(LAPACK_COL_MAJOR, m, n, k, a, lda, tau, &q, -1); \
@@ -112,12 +134,6 @@ func lapackError(routine string, info C.int) error {
 	return nil
 }
 
-// isFloat32 reports whether T is (based on) float32.
-func isFloat32[T Float]() bool {
-	var z T
-	return unsafe.Sizeof(z) == 4
-}
-
 func ptr32[T Float](s []T) *C.float {
 	if len(s) == 0 {
 		return nil
@@ -136,23 +152,33 @@ func ptr64[T Float](s []T) *C.double {
 // Wᵀ = U′·S·V′ᵀ gives W = V′·S·U′ᵀ: our U (m×q, row-major) is exactly LAPACK's
 // V′ᵀ array (q×m column-major), and our V is U′ (n×q column-major) transposed.
 
-// lapackThinSVD: ?gesdd (JOBZ='S') of the column-major Wᵀ.
+// lapackThinSVD: ?gesdd (JOBZ='S'), on the orientation gesddTransposed picks.
 func lapackThinSVD[T Float](w Matrix[T]) (Factors[T], error) {
+	if gesddTransposed(w.Rows, w.Cols) {
+		return lapackThinSVDColMajor(w)
+	}
+	return lapackThinSVDRowMajor(w)
+}
+
+// gesddTransposed reports whether to hand LAPACK a column-major copy of W
+// (m×n) rather than the free column-major view Wᵀ (n×m). Both ?gesdd and
+// ?gesvdx measured faster on a tall column-major matrix (QR first) than on a
+// wide one (LQ first; CPU time, one thread, OpenBLAS 0.3.21: 3072×768 sgesdd
+// 319 vs 336 ms, 2304×768 229 vs 324 ms, dgesvdx r=16 0.78–0.85×), so a tall
+// W is copied column-major and a wide W is used through its view Wᵀ, which is
+// tall. (numpy always copies W column-major, so it takes the slow path on
+// wide matrices.)
+func gesddTransposed(m, n int) bool { return m >= n }
+
+// lapackThinSVDRowMajor: ?gesdd of the column-major view Wᵀ (no transpose).
+func lapackThinSVDRowMajor[T Float](w Matrix[T]) (Factors[T], error) {
 	m, n := w.Rows, w.Cols
 	k := min(m, n)
 	a := append([]T(nil), w.Data...) // destroyed by ?gesdd
 	s := make([]T, k)
 	uPrime := make([]T, n*k) // n×k col-major, ldu = n
 	u := NewMatrix[T](m, k)  // = V′ᵀ, k×m col-major, ldvt = k
-	var info C.int
-	routine := "dgesdd"
-	if isFloat32[T]() {
-		routine = "sgesdd"
-		info = C.prism_sgesdd(C.int(n), C.int(m), ptr32(a), C.int(n), ptr32(s), ptr32(uPrime), C.int(n), ptr32(u.Data), C.int(k))
-	} else {
-		info = C.prism_dgesdd(C.int(n), C.int(m), ptr64(a), C.int(n), ptr64(s), ptr64(uPrime), C.int(n), ptr64(u.Data), C.int(k))
-	}
-	if err := lapackError(routine, info); err != nil {
+	if err := gesdd(n, m, a, s, uPrime, u.Data); err != nil {
 		return Factors[T]{}, err
 	}
 	v := NewMatrix[T](n, k)
@@ -160,34 +186,86 @@ func lapackThinSVD[T Float](w Matrix[T]) (Factors[T], error) {
 	return Factors[T]{U: u, S: s, V: v}, nil
 }
 
-// lapackWindowSVD: ?gesvdx (RANGE='I', IL=start+1, IU=start+r) of the
-// column-major Wᵀ.
+// lapackThinSVDColMajor: ?gesdd of a column-major copy of W: W = U·S·Vᵀ with
+// U m×k column-major (transposed into ours) and Vᵀ k×n column-major, which is
+// exactly our row-major V (n×k).
+func lapackThinSVDColMajor[T Float](w Matrix[T]) (Factors[T], error) {
+	m, n := w.Rows, w.Cols
+	k := min(m, n)
+	a := make([]T, m*n)
+	transposeInto(a, w.Data, m, n) // column-major W
+	s := make([]T, k)
+	uCol := make([]T, m*k)  // m×k col-major
+	v := NewMatrix[T](n, k) // Vᵀ k×n col-major
+	if err := gesdd(m, n, a, s, uCol, v.Data); err != nil {
+		return Factors[T]{}, err
+	}
+	u := NewMatrix[T](m, k)
+	transposeInto(u.Data, uCol, k, m)
+	return Factors[T]{U: u, S: s, V: v}, nil
+}
+
+// gesdd runs ?gesdd (JOBZ='S') on the column-major M×N a (lda = M):
+// a = u·diag(s)·vt, u M×K (ldu = M), vt K×N (ldvt = K).
+func gesdd[T Float](mm, nn int, a, s, u, vt []T) error {
+	kk := min(mm, nn)
+	var info C.int
+	if isFloat32[T]() {
+		info = C.prism_sgesdd(C.int(mm), C.int(nn), ptr32(a), C.int(mm), ptr32(s), ptr32(u), C.int(mm), ptr32(vt), C.int(kk))
+		return lapackError("sgesdd", info)
+	}
+	info = C.prism_dgesdd(C.int(mm), C.int(nn), ptr64(a), C.int(mm), ptr64(s), ptr64(u), C.int(mm), ptr64(vt), C.int(kk))
+	return lapackError("dgesdd", info)
+}
+
+// lapackWindowSVD: dgesvdx (RANGE='I', IL=start+1, IU=start+r), given a
+// tall column-major matrix as ?gesdd (see gesddTransposed). Single precision
+// is computed in double: sgesvdx (OpenBLAS 0.3.21) returns the wrong index
+// range on dense spectra (a 200×200 matrix with σ_i = (1+i)^−1.5, window at
+// 184, comes back shifted by one or more indices; lowranktest.CheckWindowSVD
+// catches it).
 func lapackWindowSVD[T Float](w Matrix[T], start, r int) (Factors[T], error) {
 	m, n := w.Rows, w.Cols
 	k := min(m, n)
-	a := append([]T(nil), w.Data...)
-	s := make([]T, k)
-	uPrime := make([]T, n*r) // n×r col-major
-	u := NewMatrix[T](m, r)  // r×m col-major = our U
-	var ns C.int
-	var info C.int
-	routine := "dgesvdx"
-	il, iu := C.int(start+1), C.int(start+r)
-	if isFloat32[T]() {
-		routine = "sgesvdx"
-		info = C.prism_sgesvdx(C.int(n), C.int(m), ptr32(a), C.int(n), il, iu, &ns, ptr32(s), ptr32(uPrime), C.int(n), ptr32(u.Data), C.int(r))
+	transposed := gesddTransposed(m, n)
+	var a []float64
+	mm, nn := n, m // column-major view Wᵀ
+	if transposed {
+		a = make([]float64, m*n)
+		transposeInto(a, toFloat64(w.Data), m, n) // column-major W
+		mm, nn = m, n
 	} else {
-		info = C.prism_dgesvdx(C.int(n), C.int(m), ptr64(a), C.int(n), il, iu, &ns, ptr64(s), ptr64(uPrime), C.int(n), ptr64(u.Data), C.int(r))
+		a = toFloat64(w.Data)
 	}
-	if err := lapackError(routine, info); err != nil {
+	s := make([]float64, k)
+	u := make([]float64, mm*r)  // mm×r column-major
+	vt := make([]float64, r*nn) // r×nn column-major
+	var ns C.int
+	il, iu := C.int(start+1), C.int(start+r)
+	info := C.prism_dgesvdx(C.int(mm), C.int(nn), ptr64(a), C.int(mm), il, iu, &ns, ptr64(s), ptr64(u), C.int(mm), ptr64(vt), C.int(r))
+	if err := lapackError("dgesvdx", info); err != nil {
 		return Factors[T]{}, err
 	}
 	if int(ns) != r {
-		return Factors[T]{}, fmt.Errorf("%s returned %d singular triplets, expected %d", routine, ns, r)
+		return Factors[T]{}, fmt.Errorf("dgesvdx returned %d singular triplets, expected %d", ns, r)
 	}
-	v := NewMatrix[T](n, r)
-	transposeInto(v.Data, uPrime, r, n)
-	return Factors[T]{U: u, S: s[:r:r], V: v, Offset: start}, nil
+	// Column-major mm×r u transposed is row-major r×mm… we need row-major
+	// (rows×r): element (i, j) of u is u[i + j·mm], so transpose the r×mm view.
+	uT := make([]float64, mm*r)
+	transposeInto(uT, u, r, mm) // row-major mm×r
+	// vt (r×nn column-major): element (j, i) at j + i·r is row-major nn×r.
+	var left, right []float64 // row-major m×r and n×r
+	if transposed {
+		left, right = uT, vt // A = W: left vectors are U, vt holds V
+	} else {
+		left, right = vt, uT // A = Wᵀ: its left vectors are our V
+	}
+	return Factors[T]{
+		U:      Matrix[T]{Rows: m, Cols: r, Data: fromFloat64[T](left)},
+		S:      fromFloat64[T](s[:r]),
+		V:      Matrix[T]{Rows: n, Cols: r, Data: fromFloat64[T](right)},
+		Offset: start,
+	}, nil
 }
 
 // lapackMul returns op(A)·op(B) with ?gemm on row-major data.
@@ -224,40 +302,64 @@ func lapackMul[T Float](transA, transB bool, a, b Matrix[T]) Matrix[T] {
 	return c
 }
 
-// lapackResidual returns W − scale·B·A, accumulated in float64 (?dgemm with
-// β = 1 on a float64 copy of W), rounded to T.
+// lapackResidual returns W − scale·B·A, accumulated in float64: per block of
+// rows, the block of W is widened to float64 and dgemm (β = 1) subtracts
+// scale·B·A from it, then it is rounded to T (cache-sized, no m×n float64
+// temporary).
 func lapackResidual[T Float](w, b, a Matrix[T], scale float64) Matrix[T] {
 	m, n, r := w.Rows, w.Cols, b.Cols
-	c := toFloat64(w.Data)
-	if r > 0 {
-		b64, a64 := toFloat64(b.Data), toFloat64(a.Data)
-		C.cblas_dgemm(101, 111, 111, C.int(m), C.int(n), C.int(r), C.double(-scale), ptr64(b64), C.int(r),
-			ptr64(a64), C.int(n), 1, ptr64(c), C.int(n))
+	out := NewMatrix[T](m, n)
+	if r == 0 {
+		copy(out.Data, w.Data)
+		return out
 	}
-	return Matrix[T]{Rows: m, Cols: n, Data: fromFloat64[T](c)}
+	b64, a64 := toFloat64(b.Data), toFloat64(a.Data)
+	rows := max(1, min(m, residualBlockValues/max(n, 1)))
+	buf := make([]float64, rows*n)
+	for i0 := 0; i0 < m; i0 += rows {
+		h := min(rows, m-i0)
+		blk := buf[:h*n]
+		for j, v := range w.Data[i0*n : (i0+h)*n] {
+			blk[j] = float64(v)
+		}
+		C.cblas_dgemm(101, 111, 111, C.int(h), C.int(n), C.int(r), C.double(-scale), ptr64(b64[i0*r:]), C.int(r),
+			ptr64(a64), C.int(n), 1, ptr64(blk), C.int(n))
+		dst := out.Data[i0*n : (i0+h)*n]
+		for j, v := range blk {
+			dst[j] = T(v)
+		}
+	}
+	return out
 }
 
+// residualBlockValues is the float64 working set of lapackResidual (256 KiB).
+const residualBlockValues = 32 << 10
+
 // lapackOrthonormalize returns an m×l matrix with orthonormal columns spanning
-// the columns of the row-major m×l Y (m ≥ l): the LQ factorisation of the
-// column-major Yᵀ is the QR factorisation of Y.
+// the columns of the row-major m×l Y (m ≥ l): Householder QR (?geqrf, ?orgqr)
+// of a column-major copy (measured several times faster than ?gelqf on the
+// free column-major view Yᵀ, whose reflectors run along strided rows).
 func lapackOrthonormalize[T Float](y Matrix[T]) (Matrix[T], error) {
 	m, l := y.Rows, y.Cols
-	a := append([]T(nil), y.Data...)
+	a := make([]T, m*l)
+	transposeInto(a, y.Data, m, l) // column-major m×l, lda = m
 	tau := make([]T, l)
 	var info C.int
 	if isFloat32[T]() {
-		if info = C.prism_sgelqf(C.int(l), C.int(m), ptr32(a), C.int(l), ptr32(tau)); info == 0 {
-			info = C.prism_sorglq(C.int(l), C.int(m), C.int(l), ptr32(a), C.int(l), ptr32(tau))
+		if info = C.prism_sgeqrf(C.int(m), C.int(l), ptr32(a), C.int(m), ptr32(tau)); info == 0 {
+			info = C.prism_sorgqr(C.int(m), C.int(l), C.int(l), ptr32(a), C.int(m), ptr32(tau))
 		}
 	} else {
-		if info = C.prism_dgelqf(C.int(l), C.int(m), ptr64(a), C.int(l), ptr64(tau)); info == 0 {
-			info = C.prism_dorglq(C.int(l), C.int(m), C.int(l), ptr64(a), C.int(l), ptr64(tau))
+		if info = C.prism_dgeqrf(C.int(m), C.int(l), ptr64(a), C.int(m), ptr64(tau)); info == 0 {
+			info = C.prism_dorgqr(C.int(m), C.int(l), C.int(l), ptr64(a), C.int(m), ptr64(tau))
 		}
 	}
-	if err := lapackError("?gelqf/?orglq", info); err != nil {
+	if err := lapackError("?geqrf/?orgqr", info); err != nil {
 		return Matrix[T]{}, err
 	}
-	return Matrix[T]{Rows: m, Cols: l, Data: a}, nil
+	q := NewMatrix[T](m, l)
+	transposeInto(q.Data, a, l, m)
+	return q, nil
 }
 
 // lapackReducedQR returns W = Q·R with Q m×k (orthonormal columns) and R k×n

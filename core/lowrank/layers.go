@@ -41,8 +41,14 @@ type Progress struct {
 
 // BatchOptions bounds the work of InitLayers.
 type BatchOptions struct {
-	// Workers is the number of layers decomposed at once; 0 → DefaultWorkers().
+	// Workers is the number of layers decomposed at once; 0 → one per CPU
+	// (GOMAXPROCS), capped by the number of layers.
 	Workers int
+	// BLASThreads is the OpenBLAS thread count while InitLayers runs
+	// (process-wide; restored afterwards): 0 → max(1, CPUs/Workers), so the
+	// cores go to parallel layers, which measured faster than threads inside
+	// one SVD (bench-lowrank); < 0 leaves the setting alone.
+	BLASThreads int
 	// MaxInFlight bounds the layers loaded but not yet handed to the sink
 	// (each holds W and, once done, A, B and Wres); 0 → 2·Workers. At least
 	// Workers.
@@ -52,9 +58,11 @@ type BatchOptions struct {
 	Progress func(Progress)
 }
 
-// DefaultWorkers is the worker count InitLayers uses by default: one layer
-// per CPU when BLAS runs single-threaded, else 1 (OpenBLAS already uses the
-// cores inside each call).
+// DefaultWorkers is a worker count for callers that decompose layers in their
+// own goroutines without changing the BLAS thread count: one layer per CPU when
+// OpenBLAS runs single-threaded, else 1 (OpenBLAS already uses the cores
+// inside each call). InitLayers does better by default: it runs one layer per
+// CPU and sets BLAS to one thread for the duration (BatchOptions.BLASThreads).
 func DefaultWorkers() int {
 	if BLASThreads() > 1 {
 		return 1
@@ -72,9 +80,18 @@ func InitLayers[T Float](ctx context.Context, src LayerSource[T], c Config, o Ba
 	total := src.Len()
 	workers := o.Workers
 	if workers <= 0 {
-		workers = DefaultWorkers()
+		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = max(1, min(workers, total))
+	if o.BLASThreads >= 0 {
+		threads := o.BLASThreads
+		if threads == 0 {
+			threads = max(1, runtime.NumCPU()/workers)
+		}
+		old := BLASThreads()
+		SetBLASThreads(threads)
+		defer SetBLASThreads(old)
+	}
 	inFlight := o.MaxInFlight
 	if inFlight <= 0 {
 		inFlight = 2 * workers
@@ -130,6 +147,9 @@ func InitLayers[T Float](ctx context.Context, src LayerSource[T], c Config, o Ba
 	go func() {
 		defer close(jobs)
 		for i := 0; i < total; i++ {
+			if ctx.Err() != nil {
+				return
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -145,6 +165,10 @@ func InitLayers[T Float](ctx context.Context, src LayerSource[T], c Config, o Ba
 
 	var err error
 	for i := 0; i < total && err == nil; i++ {
+		if ctx.Err() != nil { // checked first: select picks among ready cases at random
+			err = context.Cause(ctx)
+			break
+		}
 		select {
 		case res := <-results[i]:
 			switch {

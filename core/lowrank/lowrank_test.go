@@ -81,6 +81,31 @@ func TestInit(t *testing.T) {
 	}
 }
 
+// TestInitStrategies forces each exact SVD strategy (complete thin SVD, and
+// window-only dgesvdx) through the init suite.
+func TestInitStrategies(t *testing.T) {
+	for _, strategy := range []string{lowrank.SVDThin, lowrank.SVDWindowOnly} {
+		with := func(f64 bool) any {
+			if f64 {
+				return lowranktest.InitFunc[float64](func(layer string, w lowrank.Matrix[float64], c lowrank.Config) (lowrank.Adapter[float64], error) {
+					if c.SVD == "" {
+						c.SVD = strategy
+					}
+					return lowrank.Init(layer, w, c)
+				})
+			}
+			return lowranktest.InitFunc[float32](func(layer string, w lowrank.Matrix[float32], c lowrank.Config) (lowrank.Adapter[float32], error) {
+				if c.SVD == "" {
+					c.SVD = strategy
+				}
+				return lowrank.Init(layer, w, c)
+			})
+		}
+		t.Run(strategy+"/float64", func(t *testing.T) { lowranktest.CheckInit(t, with(true).(lowranktest.InitFunc[float64]), tol64) })
+		t.Run(strategy+"/float32", func(t *testing.T) { lowranktest.CheckInit(t, with(false).(lowranktest.InitFunc[float32]), tol32) })
+	}
+}
+
 func TestRandomizedInit(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(string(b)+"/float64", func(t *testing.T) {

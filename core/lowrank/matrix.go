@@ -3,6 +3,7 @@ package lowrank
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // Float is the element type of the matrices this package works on.
@@ -111,11 +112,16 @@ func checkWeight[T Float](layer string, w Matrix[T]) error {
 		return fmt.Errorf("lowrank: %s: weight is empty", where(layer, w.Rows, w.Cols))
 	}
 	for idx, v := range w.Data {
-		f := float64(v)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
+		if v-v != 0 { // NaN or ±Inf
 			return fmt.Errorf("lowrank: %s: weight has non-finite value %v at (%d, %d)",
-				where(layer, w.Rows, w.Cols), f, idx/w.Cols, idx%w.Cols)
+				where(layer, w.Rows, w.Cols), float64(v), idx/w.Cols, idx%w.Cols)
 		}
 	}
 	return nil
+}
+
+// isFloat32 reports whether T is (based on) float32.
+func isFloat32[T Float]() bool {
+	var z T
+	return unsafe.Sizeof(z) == 4
 }

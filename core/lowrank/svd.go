@@ -101,6 +101,11 @@ func thinSVD[T Float](layer string, w Matrix[T], backend SVDBackend) (Factors[T]
 	if err := checkWeight(layer, w); err != nil {
 		return Factors[T]{}, err
 	}
+	return thinSVDOf(layer, w, backend)
+}
+
+// thinSVDOf is thinSVD for a weight already checked.
+func thinSVDOf[T Float](layer string, w Matrix[T], backend SVDBackend) (Factors[T], error) {
 	b, err := backend.resolve()
 	if err != nil {
 		return Factors[T]{}, err
@@ -121,6 +126,11 @@ func windowSVD[T Float](layer string, w Matrix[T], start, r int, backend SVDBack
 	if err := checkWeight(layer, w); err != nil {
 		return Factors[T]{}, err
 	}
+	return windowSVDOf(layer, w, start, r, backend)
+}
+
+// windowSVDOf is windowSVD for a weight already checked.
+func windowSVDOf[T Float](layer string, w Matrix[T], start, r int, backend SVDBackend) (Factors[T], error) {
 	k := min(w.Rows, w.Cols)
 	if r < 1 || start < 0 || start+r > k {
 		return Factors[T]{}, fmt.Errorf("lowrank: %s: invalid window s=%d r=%d (need r ≥ 1, s ≥ 0, s+r ≤ k=%d)",

@@ -136,7 +136,7 @@ func CheckRandomizedInit[T lowrank.Float](t *testing.T, initFn InitFunc[T], tol,
 	}
 }
 
-func checkIdentity[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], a lowrank.Adapter[T], tol float64) {
+func checkIdentity[T lowrank.Float](t reporter, w lowrank.Matrix[T], a lowrank.Adapter[T], tol float64) {
 	t.Helper()
 	ba := mul(toDense(a.B), false, toDense(a.A), false)
 	base := toDense(a.Base)
@@ -149,7 +149,7 @@ func checkIdentity[T lowrank.Float](t *testing.T, w lowrank.Matrix[T], a lowrank
 }
 
 // checkGram checks that g = diag(σ_i/scale) entrywise within tol.
-func checkGram(t *testing.T, name string, g dense, sigma []float64, scale, tol float64) {
+func checkGram(t reporter, name string, g dense, sigma []float64, scale, tol float64) {
 	t.Helper()
 	for i := 0; i < g.r; i++ {
 		for j := 0; j < g.c; j++ {
@@ -165,7 +165,7 @@ func checkGram(t *testing.T, name string, g dense, sigma []float64, scale, tol f
 	}
 }
 
-func checkOneInit[T lowrank.Float](t *testing.T, initFn InitFunc[T], c Case[T], cfg lowrank.Config, tol float64) {
+func checkOneInit[T lowrank.Float](t reporter, initFn InitFunc[T], c Case[T], cfg lowrank.Config, tol float64) {
 	t.Helper()
 	m, n, r := c.W.Rows, c.W.Cols, cfg.Rank
 	layer := "blocks.0." + c.Name
@@ -257,7 +257,7 @@ func checkOneInit[T lowrank.Float](t *testing.T, initFn InitFunc[T], c Case[T], 
 }
 
 // checkPresets: the presets equal the explicit windows they name.
-func checkPresets[T lowrank.Float](t *testing.T, initFn InitFunc[T], c Case[T], r int, tol float64) {
+func checkPresets[T lowrank.Float](t reporter, initFn InitFunc[T], c Case[T], r int, tol float64) {
 	t.Helper()
 	k := min(c.W.Rows, c.W.Cols)
 	win := func(w lowrank.WindowSpec) lowrank.Config {

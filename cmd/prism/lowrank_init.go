@@ -98,7 +98,7 @@ layer whose start differs. The output is written atomically: on any error no fil
 	f.StringVar(&o.SVD, "svd", o.SVD, "SVD for window methods: full (exact) or randomized (top s+r components, fast when s+r ≪ k)")
 	f.IntVar(&o.NIter, "niter", o.NIter, "power iterations of the randomized SVD (--svd randomized)")
 	f.Uint64Var(&o.Seed, "seed", 0, "seed for the randomized SVD and for LoRA's random A")
-	f.IntVar(&o.Workers, "workers", 0, "layers decomposed at once (0: one per CPU, or 1 when BLAS is multi-threaded)")
+	f.IntVar(&o.Workers, "workers", 0, "layers decomposed at once (0: one per CPU, each with a single-threaded BLAS)")
 	f.StringVar(&o.Progress, "progress", o.Progress, "progress on stderr: auto (only on a terminal), always or never")
 	return cmd
 }

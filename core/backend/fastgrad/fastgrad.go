@@ -10,6 +10,11 @@
 //	∂L/∂B[b, j, k] = Σ_i V[b, i, j]·A[b, i, k]      (one DotGeneral of V with A)
 //
 // followed by at most one transpose back to the operand's own axis order.
+//
+// It also gives Slice (unit strides) a gradient that needs no Pad, an op the
+// pure-Go backend lacks: ∂L/∂x is v with zero blocks concatenated before and
+// after it along each sliced axis.
+//
 // Importing the package installs these VJPs in graph.VJPRegistration; the
 // stock ones stay available in Stock (tests compare the two).
 package fastgrad
@@ -34,6 +39,7 @@ var Stock = map[NodeType]VJP{}
 var Fast = map[NodeType]VJP{
 	NodeTypeDot:        singleOutput(dotVJP),
 	NodeTypeDotGeneral: singleOutput(dotGeneralVJP),
+	NodeTypeSlice:      singleOutput(sliceVJP),
 }
 
 func init() {
@@ -96,38 +102,43 @@ func AxesOf(node *Node) (DotGeneralAxes, error) {
 	return axesFromString(node.String())
 }
 
-func axesByReflection(node *Node) (axes DotGeneralAxes, ok bool) {
+func axesByReflection(node *Node) (DotGeneralAxes, bool) {
+	f, ok := intFieldsByReflection(node, "lhsContractingAxes", "lhsBatchAxes", "rhsContractingAxes", "rhsBatchAxes")
+	if !ok {
+		return DotGeneralAxes{}, false
+	}
+	return DotGeneralAxes{f[0], f[1], f[2], f[3]}, true
+}
+
+// intFieldsByReflection reads []int fields of the node's (unexported) static
+// parameters. Reflection only reads; it never writes GoMLX's data.
+func intFieldsByReflection(node *Node, names ...string) (out [][]int, ok bool) {
 	defer func() {
 		if recover() != nil {
-			ok = false
+			out, ok = nil, false
 		}
 	}()
 	inputs := reflect.ValueOf(node).Elem().FieldByName("inputs")
 	if !inputs.IsValid() || inputs.Kind() != reflect.Interface || inputs.IsNil() {
-		return axes, false
+		return nil, false
 	}
 	params := inputs.Elem()
 	if params.Kind() != reflect.Pointer || params.Elem().Kind() != reflect.Struct {
-		return axes, false
+		return nil, false
 	}
 	params = params.Elem()
-	read := func(name string) ([]int, bool) {
+	for _, name := range names {
 		f := params.FieldByName(name)
 		if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Int {
 			return nil, false
 		}
-		out := make([]int, f.Len())
-		for i := range out {
-			out[i] = int(f.Index(i).Int())
+		vals := make([]int, f.Len())
+		for i := range vals {
+			vals[i] = int(f.Index(i).Int())
 		}
-		return out, true
+		out = append(out, vals)
 	}
-	var ok1, ok2, ok3, ok4 bool
-	axes.LhsContracting, ok1 = read("lhsContractingAxes")
-	axes.LhsBatch, ok2 = read("lhsBatchAxes")
-	axes.RhsContracting, ok3 = read("rhsContractingAxes")
-	axes.RhsBatch, ok4 = read("rhsBatchAxes")
-	return axes, ok1 && ok2 && ok3 && ok4
+	return out, true
 }
 
 var axesPattern = regexp.MustCompile(`DotGeneral\(lhs=\[#\d+\], lhsContractingAxes=\[([\d ]*)\], lhsBatchAxes=\[([\d ]*)\], ` +
@@ -138,15 +149,17 @@ func axesFromString(s string) (DotGeneralAxes, error) {
 	if m == nil {
 		return DotGeneralAxes{}, fmt.Errorf("fastgrad: cannot read DotGeneral axes from %q", s)
 	}
-	parse := func(field string) []int {
-		out := []int{}
-		for _, f := range strings.Fields(field) {
-			n, _ := strconv.Atoi(f) // the pattern admits digits only
-			out = append(out, n)
-		}
-		return out
+	return DotGeneralAxes{parseInts(m[1]), parseInts(m[2]), parseInts(m[3]), parseInts(m[4])}, nil
+}
+
+// parseInts parses the space-separated digits of a printed []int.
+func parseInts(field string) []int {
+	out := []int{}
+	for _, f := range strings.Fields(field) {
+		n, _ := strconv.Atoi(f) // the patterns admit digits only
+		out = append(out, n)
 	}
-	return DotGeneralAxes{parse(m[1]), parse(m[2]), parse(m[3]), parse(m[4])}, nil
+	return out
 }
 
 // crossAxes are the axes of an operand of the given rank that are neither
@@ -250,4 +263,63 @@ func dotGeneralVJP(node, v *Node) []*Node {
 		operandGrad(lhs, rhs, v, axes.LhsContracting, axes.LhsBatch, axes.RhsContracting, axes.RhsBatch, vRhsX),
 		operandGrad(rhs, lhs, v, axes.RhsContracting, axes.RhsBatch, axes.LhsContracting, axes.LhsBatch, vLhsX),
 	}
+}
+
+// SliceParams are the static parameters of a Slice node.
+type SliceParams struct{ Starts, Limits, Strides []int }
+
+// SliceParamsOf recovers the parameters of a Slice node (by reflection,
+// read-only, falling back to parsing its String() form).
+func SliceParamsOf(node *Node) (SliceParams, error) {
+	if node.Type() != NodeTypeSlice {
+		return SliceParams{}, fmt.Errorf("fastgrad: node %s is a %s, not a Slice", node, node.Type())
+	}
+	fields, ok := intFieldsByReflection(node, "starts", "limits", "strides")
+	if ok {
+		return SliceParams{fields[0], fields[1], fields[2]}, nil
+	}
+	m := slicePattern.FindStringSubmatch(node.String())
+	if m == nil {
+		return SliceParams{}, fmt.Errorf("fastgrad: cannot read Slice parameters from %q", node.String())
+	}
+	return SliceParams{parseInts(m[1]), parseInts(m[2]), parseInts(m[3])}, nil
+}
+
+var slicePattern = regexp.MustCompile(`Slice\(x=\[#\d+\], starts=\[([\d ]*)\], limits=\[([\d ]*)\], strides=\[([\d ]*)\]\)`)
+
+// sliceVJP scatters v back into x's shape by concatenating zeros around it,
+// axis by axis (unit strides only; other strides keep GoMLX's Pad-based VJP).
+func sliceVJP(node, v *Node) []*Node {
+	p, err := SliceParamsOf(node)
+	if err != nil {
+		panic(err)
+	}
+	x := node.Inputs()[0]
+	for _, s := range p.Strides {
+		if s > 1 {
+			return Stock[NodeTypeSlice](node, []*Node{v}, shapes.Make(v.DType()))
+		}
+	}
+	grad := v
+	for axis, dim := range x.Shape().Dimensions {
+		before, after := p.Starts[axis], dim-p.Limits[axis]
+		if before == 0 && after == 0 {
+			continue
+		}
+		parts := make([]*Node, 0, 3)
+		zeros := func(n int) *Node {
+			dims := slices.Clone(grad.Shape().Dimensions)
+			dims[axis] = n
+			return Zeros(grad.Graph(), shapes.Make(grad.DType(), dims...))
+		}
+		if before > 0 {
+			parts = append(parts, zeros(before))
+		}
+		parts = append(parts, grad)
+		if after > 0 {
+			parts = append(parts, zeros(after))
+		}
+		grad = Concatenate(parts, axis)
+	}
+	return []*Node{grad}
 }

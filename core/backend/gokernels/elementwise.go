@@ -292,13 +292,13 @@ func unaryExecutor(op backends.OpType, fn func(out, in []float32)) executor {
 	}
 }
 
-func expChunk(out, in []float32) {
+func expChunkGo(out, in []float32) {
 	for i, x := range in {
 		out[i] = expf(x)
 	}
 }
 
-func erfChunk(out, in []float32) {
+func erfChunkGo(out, in []float32) {
 	for i, x := range in {
 		out[i] = erff(x)
 	}

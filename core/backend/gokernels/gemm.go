@@ -122,8 +122,18 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{aPack: make([]floa
 func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
 func putScratch(s *scratch) { scratchPool.Put(s) }
 
-// packB packs B_b[:, pc:pc+k] into nr-column panels, k-major, zero-padded:
-// bPack[jp·k·nr + q·nr + jj] = B_b(jp·nr + jj, pc + q).
+// panelWidth is the width of the B panel starting at column j0: nr, or nr/2
+// for a last panel of at most nr/2 columns.
+func panelWidth(n, j0 int) int {
+	if n-j0 <= nr/2 {
+		return nr / 2
+	}
+	return nr
+}
+
+// packB packs B_b[:, pc:pc+k] into column panels (panelWidth), k-major,
+// zero-padded: panel jp starts at jp·k·nr and holds
+// bPack[jp·k·nr + q·w + jj] = B_b(jp·nr + jj, pc + q).
 func (s *scratch) packB(p Problem, b, pc, k int) {
 	panels := (p.N + nr - 1) / nr
 	need := panels * k * nr
@@ -134,23 +144,24 @@ func (s *scratch) packB(p Problem, b, pc, k int) {
 	B := p.B
 	base := b*B.Batch + pc*B.Col
 	for jp := range panels {
-		dst := s.bPack[jp*k*nr : (jp+1)*k*nr]
 		j0 := jp * nr
-		cols := min(nr, p.N-j0)
-		if cols < nr {
+		w := panelWidth(p.N, j0)
+		dst := s.bPack[jp*k*nr : jp*k*nr+k*w]
+		cols := min(w, p.N-j0)
+		if cols < w {
 			clear(dst)
 		}
 		if B.Row == 1 { // B stored k-major: a panel row is contiguous
 			for q := range k {
 				src := B.Data[base+q*B.Col+j0 : base+q*B.Col+j0+cols]
-				copy(dst[q*nr:q*nr+cols], src)
+				copy(dst[q*w:q*w+cols], src)
 			}
 			continue
 		}
 		for jj := range cols {
 			src := base + (j0+jj)*B.Row
 			for q := range k {
-				dst[q*nr+jj] = B.Data[src+q*B.Col]
+				dst[q*w+jj] = B.Data[src+q*B.Col]
 			}
 		}
 	}
@@ -200,18 +211,23 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 	ldc := p.N
 	for jp := 0; jp*nr < p.N; jp++ {
 		j0 := jp * nr
-		cols := min(nr, p.N-j0)
+		w := panelWidth(p.N, j0)
+		kernel := microKernel
+		if w < nr {
+			kernel = microKernel8
+		}
+		cols := min(w, p.N-j0)
 		bp := bPack[jp*k*nr:]
 		for ip := 0; ip*mr < m; ip++ {
 			i0 := ic + ip*mr
 			rows := min(mr, m-ip*mr)
 			ap := s.aPack[ip*k*mr:]
-			if rows == mr && cols == nr {
-				microKernel(k, ap, bp, c[i0*ldc+j0:], ldc)
+			if rows == mr && cols == w {
+				kernel(k, ap, bp, c[i0*ldc+j0:], ldc)
 				continue
 			}
 			clear(s.tile[:])
-			microKernel(k, ap, bp, s.tile[:], nr)
+			kernel(k, ap, bp, s.tile[:], nr)
 			for ii := range rows {
 				dst := c[(i0+ii)*ldc+j0 : (i0+ii)*ldc+j0+cols]
 				for jj := range dst {
@@ -242,6 +258,31 @@ func microKernelGo(k int, ap, bp, c []float32, ldc int) {
 	for i := range mr {
 		row := c[i*ldc : i*ldc+nr]
 		for j := range nr {
+			row[j] += acc[i][j]
+		}
+	}
+}
+
+// microKernelGo8 is microKernelGo for an 8-column panel (Bp: k×8).
+func microKernelGo8(k int, ap, bp, c []float32, ldc int) {
+	const w = nr / 2
+	var acc [mr][w]float32
+	ap = ap[:k*mr]
+	bp = bp[:k*w]
+	for q := range k {
+		brow := (*[w]float32)(bp[q*w : q*w+w])
+		arow := (*[mr]float32)(ap[q*mr : q*mr+mr])
+		for i := range mr {
+			a := arow[i]
+			r := &acc[i]
+			for j := range w {
+				r[j] += a * brow[j]
+			}
+		}
+	}
+	for i := range mr {
+		row := c[i*ldc : i*ldc+w]
+		for j := range w {
 			row[j] += acc[i][j]
 		}
 	}

@@ -13,6 +13,21 @@ var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //go:noescape
 func kernel6x16AVX2(k int, ap, bp, c *float32, ldc int)
 
+//go:noescape
+func kernel6x8AVX2(k int, ap, bp, c *float32, ldc int)
+
+// microKernel8 is microKernel for a panel of nr/2 = 8 columns (Bp: k×8).
+func microKernel8(k int, ap, bp, c []float32, ldc int) {
+	if useAsm && k > 0 {
+		_ = ap[k*mr-1]
+		_ = bp[k*nr/2-1]
+		_ = c[5*ldc+nr/2-1]
+		kernel6x8AVX2(k, &ap[0], &bp[0], &c[0], ldc)
+		return
+	}
+	microKernelGo8(k, ap, bp, c, ldc)
+}
+
 func microKernel(k int, ap, bp, c []float32, ldc int) {
 	if useAsm && k > 0 {
 		_ = ap[k*mr-1]

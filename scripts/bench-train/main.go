@@ -109,7 +109,9 @@ func main() {
 			model = func(ctx *context.Context, x *Node) *Node { return models.ViT(ctx, vit, models.Run{}, x) }
 			opt = optimizers.Adam().LearningRate(1e-3).WeightDecay(0.01).Done()
 		case "mlp":
-			model = func(ctx *context.Context, x *Node) *Node { return models.MLP(ctx, models.DefaultMLP(), models.Run{}, x) }
+			model = func(ctx *context.Context, x *Node) *Node {
+				return models.MLP(ctx, models.DefaultMLP(), models.Run{}, x)
+			}
 			opt = optimizers.Adam().LearningRate(1e-3).Done()
 			input = flatT
 		default:

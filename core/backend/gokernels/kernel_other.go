@@ -15,3 +15,9 @@ func KernelName() string { return "go 6x16" }
 
 func expChunk(out, in []float32) { expChunkGo(out, in) }
 func erfChunk(out, in []float32) { erfChunkGo(out, in) }
+
+func hasDirectKernel() bool { return false }
+
+func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
+	panic("gokernels: no direct kernel on this platform")
+}

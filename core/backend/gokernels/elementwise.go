@@ -410,6 +410,16 @@ func reduceExecutor(op backends.OpType) executor {
 					dst[i*so] += v
 				}
 			case backends.OpTypeReduceMax:
+				if so == 0 {
+					m := c[off[1]]
+					for _, v := range src {
+						if v > m || v != v { // NaN propagates, as with max()
+							m = v
+						}
+					}
+					c[off[1]] = max(c[off[1]], m)
+					return
+				}
 				dst := c[off[1]:]
 				for i, v := range src {
 					dst[i*so] = max(dst[i*so], v)

@@ -75,17 +75,22 @@ func Gemm(p Problem) {
 	// Few (large) matrices: pack B once per depth block, split the rows of A.
 	s := getScratch()
 	defer putScratch(s)
+	// Rows per block: at most mc, a multiple of mr, balanced over the workers.
+	rows := min(mc, (p.M+workers*mr-1)/(workers*mr)*mr)
+	blocks = (p.M + rows - 1) / rows
+	panels := (p.N + nr - 1) / nr
 	for b := range p.Batch {
 		for pc := 0; pc < p.K; pc += kc {
 			k := min(kc, p.K-pc)
-			s.packB(p, b, pc, k)
+			s.growB(panels * k * nr)
 			bPack := s.bPack
+			parallelFor(min(workers, panels), panels, func(lo, hi int) { packBPanels(bPack, p, b, pc, k, lo, hi) })
 			parallelFor(min(workers, blocks), blocks, func(lo, hi int) {
 				w := getScratch()
 				defer putScratch(w)
 				for blk := lo; blk < hi; blk++ {
-					ic := blk * mc
-					w.block(p, b, ic, min(mc, p.M-ic), pc, k, bPack)
+					ic := blk * rows
+					w.block(p, b, ic, min(rows, p.M-ic), pc, k, bPack)
 				}
 			})
 		}
@@ -184,17 +189,27 @@ func panelWidth(n, j0 int) int {
 // bPack[jp·k·nr + q·w + jj] = B_b(jp·nr + jj, pc + q).
 func (s *scratch) packB(p Problem, b, pc, k int) {
 	panels := (p.N + nr - 1) / nr
-	need := panels * k * nr
-	if cap(s.bPack) < need {
-		s.bPack = make([]float32, need)
+	s.growB(panels * k * nr)
+	packBPanels(s.bPack, p, b, pc, k, 0, panels)
+}
+
+// growB makes bPack hold n values.
+func (s *scratch) growB(n int) {
+	if cap(s.bPack) < n {
+		s.bPack = make([]float32, n)
 	}
-	s.bPack = s.bPack[:need]
+	s.bPack = s.bPack[:n]
+}
+
+// packBPanels packs the B panels [lo, hi) of packB's layout into dst.
+func packBPanels(dst []float32, p Problem, b, pc, k, lo, hi int) {
+	bPack := dst
 	B := p.B
 	base := b*B.Batch + pc*B.Col
-	for jp := range panels {
+	for jp := lo; jp < hi; jp++ {
 		j0 := jp * nr
 		w := panelWidth(p.N, j0)
-		dst := s.bPack[jp*k*nr : jp*k*nr+k*w]
+		dst := bPack[jp*k*nr : jp*k*nr+k*w]
 		cols := min(w, p.N-j0)
 		if cols < w {
 			clear(dst)
@@ -219,6 +234,23 @@ func (s *scratch) packB(p Problem, b, pc, k int) {
 						d[jj] = B.Data[o+jj]
 					}
 				}
+			}
+			continue
+		}
+		if B.Col == 1 && cols == nr {
+			// Row-major B (x·Wᵀ with W out×in): gather 16 rows at a time so
+			// each packed row (one cache line) is written once.
+			var rows [nr][]float32
+			for jj := range rows {
+				o := base + (j0+jj)*B.Row
+				rows[jj] = B.Data[o : o+k]
+			}
+			for q := range k {
+				d := (*[nr]float32)(dst[q*nr : q*nr+nr])
+				d[0], d[1], d[2], d[3] = rows[0][q], rows[1][q], rows[2][q], rows[3][q]
+				d[4], d[5], d[6], d[7] = rows[4][q], rows[5][q], rows[6][q], rows[7][q]
+				d[8], d[9], d[10], d[11] = rows[8][q], rows[9][q], rows[10][q], rows[11][q]
+				d[12], d[13], d[14], d[15] = rows[12][q], rows[13][q], rows[14][q], rows[15][q]
 			}
 			continue
 		}

@@ -3,6 +3,7 @@ package gokernels
 import (
 	"math"
 	"reflect"
+	"runtime"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -390,49 +391,72 @@ func reduceExecutor(op backends.OpType) executor {
 		so := n.strides[1][last]
 		// Runs write disjoint outputs across indices of the outermost axis when
 		// it is kept: split only there (groups of all runs of one index).
-		unit := 0
 		if len(n.dims) > 1 && n.strides[1][0] != 0 {
-			unit = 1
+			unit := 1
 			for _, d := range n.dims[1:last] {
 				unit *= d
 			}
-		}
-		n.walk(unit, func(off []int, length int) {
-			src := in[off[0] : off[0]+length]
-			switch op {
-			case backends.OpTypeReduceSum:
-				if so == 0 {
-					c[off[1]] += sum32(src)
-					return
-				}
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] += v
-				}
-			case backends.OpTypeReduceMax:
-				if so == 0 {
-					m := c[off[1]]
-					for _, v := range src {
-						if v > m || v != v { // NaN propagates, as with max()
-							m = v
+			n.walk(unit, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
+		} else if workers := min(runtime.GOMAXPROCS(0), n.dims[0]); len(n.dims) > 1 && workers > 1 && n.size() >= minParallelElems {
+			// The outermost axis is reduced: split it, each goroutine reducing
+			// into its own copy of the output, then combine.
+			partial := make([][]float32, workers)
+			parallelFor(workers, workers, func(lo, hi int) {
+				for w := lo; w < hi; w++ {
+					a0, a1 := w*n.dims[0]/workers, (w+1)*n.dims[0]/workers
+					dst := c
+					if w > 0 {
+						dst = make([]float32, len(c))
+						for i := range dst {
+							dst[i] = init
 						}
+						partial[w] = dst
 					}
-					c[off[1]] = max(c[off[1]], m)
-					return
+					sub := nest{dims: append([]int{a1 - a0}, n.dims[1:]...), strides: n.strides}
+					src := in[a0*n.strides[0][0]:]
+					sub.walk(0, func(off []int, length int) { reduceRun(op, dst[off[1]:], src[off[0]:off[0]+length], so) })
 				}
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] = max(dst[i*so], v)
-				}
-			default:
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] = min(dst[i*so], v)
-				}
+			})
+			for _, p := range partial[1:] {
+				reduceRun(op, c, p, 1)
 			}
-		})
+		} else {
+			n.walk(0, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
+		}
 		fastCalls.Add(1)
 		return out, nil
+	}
+}
+
+// reduceRun folds src into dst[i·so] (so = 0: all of src into dst[0]).
+func reduceRun(op backends.OpType, dst, src []float32, so int) {
+	switch op {
+	case backends.OpTypeReduceSum:
+		if so == 0 {
+			dst[0] += sum32(src)
+			return
+		}
+		for i, v := range src {
+			dst[i*so] += v
+		}
+	case backends.OpTypeReduceMax:
+		if so == 0 {
+			m := dst[0]
+			for _, v := range src {
+				if v > m || v != v { // NaN propagates, as with max()
+					m = v
+				}
+			}
+			dst[0] = m
+			return
+		}
+		for i, v := range src {
+			dst[i*so] = max(dst[i*so], v)
+		}
+	default:
+		for i, v := range src {
+			dst[i*so] = min(dst[i*so], v)
+		}
 	}
 }
 

@@ -21,21 +21,51 @@ import (
 // binaryRun computes out[i] = a[i·sa] ∘ b[i·sb] for i < len(out).
 type binaryRun func(out, a, b []float32, sa, sb int)
 
+// vecLoop is an 8-lane loop over n elements (n a multiple of 8): vector ∘
+// vector, vector ∘ scalar (b[0]) or scalar (a[0]) ∘ vector.
+type vecLoop func(out, a, b *float32, n int)
+
+// vecLoops returns the vector loops of an op (nil where there is none).
+func vecLoops(op string) (vv, vs, sv vecLoop) {
+	return simdLoops[op+"VV"], simdLoops[op+"VS"], simdLoops[op+"SV"]
+}
+
+var (
+	addVV, addVS, _     = vecLoops("add")
+	subVV, subVS, subSV = vecLoops("sub")
+	mulVV, mulVS, _     = vecLoops("mul")
+	divVV, divVS, divSV = vecLoops("div")
+)
+
+// vec runs loop over the leading multiple of 8 elements of out when the
+// vector loops are in use, returning how many elements it did.
+func vec(loop vecLoop, out, a, b []float32) int {
+	n := len(out) &^ 7
+	if loop == nil || !useAsm || n == 0 {
+		return 0
+	}
+	loop(&out[0], &a[0], &b[0], n)
+	return n
+}
+
 func addRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(addVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] + b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(addVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] + c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(addVS, out, b, a)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c + b[i]
 		}
 	default:
@@ -48,18 +78,21 @@ func addRun(out, a, b []float32, sa, sb int) {
 func subRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(subVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] - b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(subVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] - c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(subSV, out, a, b)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c - b[i]
 		}
 	default:
@@ -72,18 +105,21 @@ func subRun(out, a, b []float32, sa, sb int) {
 func mulRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(mulVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] * b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(mulVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] * c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(mulVS, out, b, a)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c * b[i]
 		}
 	default:
@@ -96,18 +132,21 @@ func mulRun(out, a, b []float32, sa, sb int) {
 func divRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(divVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] / b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(divVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] / c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(divSV, out, a, b)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c / b[i]
 		}
 	default:
@@ -433,7 +472,15 @@ func reduceRun(op backends.OpType, dst, src []float32, so int) {
 	switch op {
 	case backends.OpTypeReduceSum:
 		if so == 0 {
-			dst[0] += sum32(src)
+			dst[0] += sumVec(src)
+			return
+		}
+		if so == 1 {
+			dst = dst[:len(src)]
+			i0 := vec(addVV, dst, dst, src)
+			for i := i0; i < len(src); i++ {
+				dst[i] += src[i]
+			}
 			return
 		}
 		for i, v := range src {

@@ -21,3 +21,7 @@ func hasDirectKernel() bool { return false }
 func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
 	panic("gokernels: no direct kernel on this platform")
 }
+
+var simdLoops = map[string]vecLoop{}
+
+func sumVec(x []float32) float32 { return sum32(x) }

@@ -52,3 +52,17 @@ func sumVec(x []float32) float32 {
 	}
 	return sumAVX2(&x[0], n) + sum32(x[n:])
 }
+
+//go:noescape
+func fillAVX2(out *float32, v float32, n int)
+
+// fillVec sets every element of out to v.
+func fillVec(out []float32, v float32) {
+	n := len(out) &^ 7
+	if useAsm && n > 0 {
+		fillAVX2(&out[0], v, n)
+	}
+	for i := n; i < len(out); i++ {
+		out[i] = v
+	}
+}

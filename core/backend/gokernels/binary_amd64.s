@@ -491,3 +491,21 @@ sumDone:
 	VZEROUPPER
 	MOVSS X0, ret+16(FP)
 	RET
+
+// func fillAVX2(out *float32, v float32, n int)
+//
+// out[i] = v for i < n (n a multiple of 8).
+TEXT ·fillAVX2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	VBROADCASTSS v+8(FP), Y0
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   fillDone
+fillLoop:
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  fillLoop
+fillDone:
+	VZEROUPPER
+	RET

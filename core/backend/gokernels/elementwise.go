@@ -247,10 +247,7 @@ func copyRun(out, in []float32, s int) {
 		return
 	}
 	if s == 0 {
-		c := in[0]
-		for i := range out {
-			out[i] = c
-		}
+		fillVec(out, in[0])
 		return
 	}
 	for i := range out {
@@ -383,8 +380,10 @@ func signChunk(out, in []float32) {
 }
 
 func negChunk(out, in []float32) {
-	for i, x := range in {
-		out[i] = -x
+	minusOne := []float32{-1}
+	i0 := vec(mulVS, out, in, minusOne)
+	for i := i0; i < len(in); i++ {
+		out[i] = -in[i]
 	}
 }
 

@@ -25,3 +25,9 @@ func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32,
 var simdLoops = map[string]vecLoop{}
 
 func sumVec(x []float32) float32 { return sum32(x) }
+
+func fillVec(out []float32, v float32) {
+	for i := range out {
+		out[i] = v
+	}
+}

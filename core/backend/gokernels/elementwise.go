@@ -243,6 +243,10 @@ func broadcastable(in, out shapes.Shape) bool {
 // copyRun copies a strided run: out[i] = in[i·s].
 func copyRun(out, in []float32, s int) {
 	if s == 1 {
+		if len(out) == 16 { // transposes of 16-wide heads: skip memmove's call
+			*(*[16]float32)(out) = *(*[16]float32)(in[:16])
+			return
+		}
 		copy(out, in[:len(out)])
 		return
 	}

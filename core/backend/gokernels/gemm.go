@@ -341,6 +341,10 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 					microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
 					continue
 				}
+				if hasEdgeKernel() {
+					microKernelEdge(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc, mr, cols)
+					continue
+				}
 				clear(s.tile[:])
 				microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, s.tile[:], nr)
 				s.addTile(c, i0, j0, ldc, mr, cols)
@@ -368,6 +372,10 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 			ap := s.aPack[ip*k*mr:]
 			if rows == mr && cols == w {
 				kernel(k, ap, bp, c[i0*ldc+j0:], ldc)
+				continue
+			}
+			if hasEdgeKernel() {
+				microKernelEdge(w, k, ap, 1, mr, bp, c[i0*ldc+j0:], ldc, rows, cols)
 				continue
 			}
 			clear(s.tile[:])

@@ -31,3 +31,9 @@ func fillVec(out []float32, v float32) {
 		out[i] = v
 	}
 }
+
+func hasEdgeKernel() bool { return false }
+
+func microKernelEdge(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc, rows, cols int) {
+	panic("gokernels: no edge kernel on this platform")
+}

@@ -66,3 +66,17 @@ func fillVec(out []float32, v float32) {
 		out[i] = v
 	}
 }
+
+//go:noescape
+func sqrtAVX2(out, in *float32, n int)
+
+// sqrtVec computes out = √in with VSQRTPS (correctly rounded, like
+// float32(math.Sqrt(float64(x)))) over the leading multiple of 8 elements.
+func sqrtVec(out, in []float32) int {
+	n := len(in) &^ 7
+	if !useAsm || n == 0 {
+		return 0
+	}
+	sqrtAVX2(&out[0], &in[0], n)
+	return n
+}

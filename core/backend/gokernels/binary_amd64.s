@@ -509,3 +509,23 @@ fillLoop:
 fillDone:
 	VZEROUPPER
 	RET
+
+// func sqrtAVX2(out, in *float32, n int)
+//
+// out[i] = √in[i] for i < n (n a multiple of 8), correctly rounded.
+TEXT ·sqrtAVX2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   sqrtDone
+sqrtLoop:
+	VSQRTPS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  sqrtLoop
+sqrtDone:
+	VZEROUPPER
+	RET

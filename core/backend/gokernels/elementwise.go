@@ -349,8 +349,8 @@ func erfChunkGo(out, in []float32) {
 // sqrtChunk, rsqrtChunk, absChunk and signChunk compute exactly what
 // simplego's executors compute (same float64 arithmetic), on several cores.
 func sqrtChunk(out, in []float32) {
-	for i, x := range in {
-		out[i] = float32(math.Sqrt(float64(x)))
+	for i := sqrtVec(out, in); i < len(in); i++ {
+		out[i] = float32(math.Sqrt(float64(in[i])))
 	}
 }
 

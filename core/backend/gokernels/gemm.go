@@ -31,6 +31,12 @@ type Problem struct {
 	C              []float32
 }
 
+// depthBlock splits a contraction of length k into equal blocks of at most kc.
+func depthBlock(k int) int {
+	blocks := (k + kc - 1) / kc
+	return (k + blocks - 1) / blocks
+}
+
 // minParallelWork is the number of multiply-adds below which a product runs on
 // one goroutine (spawning costs more than it saves).
 const minParallelWork = 1 << 17
@@ -53,8 +59,8 @@ func Gemm(p Problem) {
 			s := getScratch()
 			defer putScratch(s)
 			for b := lo; b < hi; b++ {
-				for pc := 0; pc < p.K; pc += kc {
-					k := min(kc, p.K-pc)
+				for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+					k := min(kb, p.K-pc)
 					s.packB(p, b, pc, k)
 					for ic := 0; ic < p.M; ic += mc {
 						s.block(p, b, ic, min(mc, p.M-ic), pc, k, s.bPack)
@@ -80,8 +86,8 @@ func Gemm(p Problem) {
 	blocks = (p.M + rows - 1) / rows
 	panels := (p.N + nr - 1) / nr
 	for b := range p.Batch {
-		for pc := 0; pc < p.K; pc += kc {
-			k := min(kc, p.K-pc)
+		for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+			k := min(kb, p.K-pc)
 			s.growB(panels * k * nr)
 			bPack := s.bPack
 			parallelFor(min(workers, panels), panels, func(lo, hi int) { packBPanels(bPack, p, b, pc, k, lo, hi) })
@@ -121,8 +127,8 @@ func gemmSplitK(p Problem, parts int) {
 				partial[part] = sub.C
 			}
 			for b := range sub.Batch {
-				for pc := 0; pc < sub.K; pc += kc {
-					k := min(kc, sub.K-pc)
+				for pc, kb := 0, depthBlock(sub.K); pc < sub.K; pc += kb {
+					k := min(kb, sub.K-pc)
 					s.packB(sub, b, pc, k)
 					for ic := 0; ic < sub.M; ic += mc {
 						s.block(sub, b, ic, min(mc, sub.M-ic), pc, k, s.bPack)

@@ -81,6 +81,25 @@ func Gemm(p Problem) {
 	// Few (large) matrices: pack B once per depth block, split the rows of A.
 	s := getScratch()
 	defer putScratch(s)
+	if panels := (p.N + nr - 1) / nr; panels >= 2*workers {
+		// Enough column panels: split them. Each goroutine packs only its
+		// own panels and sweeps all rows, with one fork-join per product.
+		parallelFor(workers, panels, func(plo, phi int) {
+			w := getScratch()
+			defer putScratch(w)
+			for b := range p.Batch {
+				for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+					k := min(kb, p.K-pc)
+					w.growB((phi - plo) * k * nr)
+					packBPanels(w.bPack, p, b, pc, k, plo, phi, plo)
+					for ic := 0; ic < p.M; ic += mc {
+						w.blockPanels(p, b, ic, min(mc, p.M-ic), pc, k, w.bPack, plo, phi)
+					}
+				}
+			}
+		})
+		return
+	}
 	// Rows per block: at most mc, a multiple of mr, balanced over the workers.
 	rows := min(mc, (p.M+workers*mr-1)/(workers*mr)*mr)
 	blocks = (p.M + rows - 1) / rows
@@ -90,7 +109,7 @@ func Gemm(p Problem) {
 			k := min(kb, p.K-pc)
 			s.growB(panels * k * nr)
 			bPack := s.bPack
-			parallelFor(min(workers, panels), panels, func(lo, hi int) { packBPanels(bPack, p, b, pc, k, lo, hi) })
+			parallelFor(min(workers, panels), panels, func(lo, hi int) { packBPanels(bPack, p, b, pc, k, lo, hi, 0) })
 			parallelFor(min(workers, blocks), blocks, func(lo, hi int) {
 				w := getScratch()
 				defer putScratch(w)
@@ -196,7 +215,7 @@ func panelWidth(n, j0 int) int {
 func (s *scratch) packB(p Problem, b, pc, k int) {
 	panels := (p.N + nr - 1) / nr
 	s.growB(panels * k * nr)
-	packBPanels(s.bPack, p, b, pc, k, 0, panels)
+	packBPanels(s.bPack, p, b, pc, k, 0, panels, 0)
 }
 
 // growB makes bPack hold n values.
@@ -207,15 +226,16 @@ func (s *scratch) growB(n int) {
 	s.bPack = s.bPack[:n]
 }
 
-// packBPanels packs the B panels [lo, hi) of packB's layout into dst.
-func packBPanels(dst []float32, p Problem, b, pc, k, lo, hi int) {
+// packBPanels packs the B panels [lo, hi) into dst, panel jp at
+// (jp−first)·k·nr.
+func packBPanels(dst []float32, p Problem, b, pc, k, lo, hi, first int) {
 	bPack := dst
 	B := p.B
 	base := b*B.Batch + pc*B.Col
 	for jp := lo; jp < hi; jp++ {
 		j0 := jp * nr
 		w := panelWidth(p.N, j0)
-		dst := bPack[jp*k*nr : jp*k*nr+k*w]
+		dst := bPack[(jp-first)*k*nr : (jp-first)*k*nr+k*w]
 		cols := min(w, p.N-j0)
 		if cols < w {
 			clear(dst)
@@ -329,6 +349,12 @@ func (s *scratch) packA(p Problem, b, ic, m, pc, k int) {
 // B panels into C_b. Full mr-row panels of a row-major A are read in place
 // (no packing) when the direct kernels are available; other rows are packed.
 func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
+	s.blockPanels(p, b, ic, m, pc, k, bPack, 0, (p.N+nr-1)/nr)
+}
+
+// blockPanels is block restricted to the B panels [plo, phi), which bPack
+// holds from its start (panel jp at (jp−plo)·k·nr).
+func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, plo, phi int) {
 	c := p.C[b*p.M*p.N:]
 	ldc := p.N
 	packed := m // rows from ic+m−packed on go through packA
@@ -336,11 +362,11 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 		full := m / mr * mr
 		packed = m - full
 		base := b*p.A.Batch + pc*p.A.Col
-		for jp := 0; jp*nr < p.N; jp++ {
+		for jp := plo; jp < phi; jp++ {
 			j0 := jp * nr
 			w := panelWidth(p.N, j0)
 			cols := min(w, p.N-j0)
-			bp := bPack[jp*k*nr:]
+			bp := bPack[(jp-plo)*k*nr:]
 			for i0 := ic; i0 < ic+full; i0 += mr {
 				a := p.A.Data[base+i0*p.A.Row:]
 				if cols == w {
@@ -363,7 +389,7 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 	ic += m - packed
 	m = packed
 	s.packA(p, b, ic, m, pc, k)
-	for jp := 0; jp*nr < p.N; jp++ {
+	for jp := plo; jp < phi; jp++ {
 		j0 := jp * nr
 		w := panelWidth(p.N, j0)
 		kernel := microKernel
@@ -371,7 +397,7 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 			kernel = microKernel8
 		}
 		cols := min(w, p.N-j0)
-		bp := bPack[jp*k*nr:]
+		bp := bPack[(jp-plo)*k*nr:]
 		for ip := 0; ip*mr < m; ip++ {
 			i0 := ic + ip*mr
 			rows := min(mr, m-ip*mr)

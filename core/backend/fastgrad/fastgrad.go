@@ -1,0 +1,325 @@
+// Package fastgrad replaces GoMLX's reverse-mode gradients (VJPs) of Dot and
+// DotGeneral with ones that are themselves matrix products.
+//
+// GoMLX v0.25.0's stock VJP of DotGeneral materialises the broadcast product
+// v ⊗ other (one element per (batch, lhsCross, rhsCross, contracting) tuple) and
+// reduce-sums it: O(b·m·n·k) memory. For C = DotGeneral(A, B) with
+// C[b, i, j] = Σ_k A[b, i, k]·B[b, j, k] (axes in any layout) the gradients are
+//
+//	∂L/∂A[b, i, k] = Σ_j V[b, i, j]·B[b, j, k]      (one DotGeneral of V with B)
+//	∂L/∂B[b, j, k] = Σ_i V[b, i, j]·A[b, i, k]      (one DotGeneral of V with A)
+//
+// followed by at most one transpose back to the operand's own axis order.
+//
+// It also gives Slice (unit strides) a gradient that needs no Pad, an op the
+// pure-Go backend lacks: ∂L/∂x is v with zero blocks concatenated before and
+// after it along each sliced axis.
+//
+// Importing the package installs these VJPs in graph.VJPRegistration; the
+// stock ones stay available in Stock (tests compare the two).
+package fastgrad
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// Stock holds the VJPs that GoMLX registered for the node types this package
+// replaces, captured before replacing them.
+var Stock = map[NodeType]VJP{}
+
+// Fast holds this package's VJPs, by node type.
+var Fast = map[NodeType]VJP{
+	NodeTypeDot:        singleOutput(dotVJP),
+	NodeTypeDotGeneral: singleOutput(dotGeneralVJP),
+	NodeTypeSlice:      singleOutput(sliceVJP),
+}
+
+func init() {
+	for t, fn := range Fast {
+		Stock[t] = VJPRegistration[t]
+		VJPRegistration[t] = fn
+	}
+}
+
+// Use installs the given VJP table (Fast or Stock) into graph.VJPRegistration.
+// Gradients are built when a graph is built, so a graph built after Use(Stock)
+// keeps the stock gradients. Not safe to call while graphs are being built.
+func Use(table map[NodeType]VJP) {
+	for t, fn := range table {
+		VJPRegistration[t] = fn
+	}
+}
+
+func singleOutput(fn func(node, v *Node) []*Node) VJP {
+	return func(node *Node, vjps []*Node, _ shapes.Shape) []*Node {
+		return fn(node, vjps[0])
+	}
+}
+
+// dotVJP is the VJP of graph.Dot (ranks 1·1, 2·1, 2·2).
+func dotVJP(node, v *Node) []*Node {
+	lhs, rhs := node.Inputs()[0], node.Inputs()[1]
+	switch {
+	case lhs.Rank() == 1 && rhs.Rank() == 1: // v scalar.
+		return []*Node{Mul(v, rhs), Mul(v, lhs)}
+	case lhs.Rank() == 2 && rhs.Rank() == 1: // [i,j]·[j] → [i]
+		return []*Node{
+			DotGeneral(v, nil, nil, rhs, nil, nil), // outer product → [i, j]
+			DotGeneral(v, []int{0}, nil, lhs, []int{0}, nil),
+		}
+	case lhs.Rank() == 2 && rhs.Rank() == 2: // [i,j]·[j,k] → [i,k]
+		return []*Node{
+			DotGeneral(v, []int{1}, nil, rhs, []int{1}, nil), // [i, j]
+			DotGeneral(lhs, []int{0}, nil, v, []int{0}, nil), // [j, k]
+		}
+	}
+	panic(fmt.Sprintf("fastgrad: Dot with operand ranks %d and %d is not defined", lhs.Rank(), rhs.Rank()))
+}
+
+// DotGeneralAxes are the axes of a DotGeneral node, as given when it was built.
+type DotGeneralAxes struct {
+	LhsContracting, LhsBatch, RhsContracting, RhsBatch []int
+}
+
+// AxesOf recovers the axes of a DotGeneral node. GoMLX keeps them in an
+// unexported field; they are read by reflection (read-only), falling back to
+// parsing the node's String() form.
+func AxesOf(node *Node) (DotGeneralAxes, error) {
+	if node.Type() != NodeTypeDotGeneral {
+		return DotGeneralAxes{}, fmt.Errorf("fastgrad: node %s is a %s, not a DotGeneral", node, node.Type())
+	}
+	if axes, ok := axesByReflection(node); ok {
+		return axes, nil
+	}
+	return axesFromString(node.String())
+}
+
+func axesByReflection(node *Node) (DotGeneralAxes, bool) {
+	f, ok := intFieldsByReflection(node, "lhsContractingAxes", "lhsBatchAxes", "rhsContractingAxes", "rhsBatchAxes")
+	if !ok {
+		return DotGeneralAxes{}, false
+	}
+	return DotGeneralAxes{f[0], f[1], f[2], f[3]}, true
+}
+
+// intFieldsByReflection reads []int fields of the node's (unexported) static
+// parameters. Reflection only reads; it never writes GoMLX's data.
+func intFieldsByReflection(node *Node, names ...string) (out [][]int, ok bool) {
+	defer func() {
+		if recover() != nil {
+			out, ok = nil, false
+		}
+	}()
+	inputs := reflect.ValueOf(node).Elem().FieldByName("inputs")
+	if !inputs.IsValid() || inputs.Kind() != reflect.Interface || inputs.IsNil() {
+		return nil, false
+	}
+	params := inputs.Elem()
+	if params.Kind() != reflect.Pointer || params.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	params = params.Elem()
+	for _, name := range names {
+		f := params.FieldByName(name)
+		if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Int {
+			return nil, false
+		}
+		vals := make([]int, f.Len())
+		for i := range vals {
+			vals[i] = int(f.Index(i).Int())
+		}
+		out = append(out, vals)
+	}
+	return out, true
+}
+
+var axesPattern = regexp.MustCompile(`DotGeneral\(lhs=\[#\d+\], lhsContractingAxes=\[([\d ]*)\], lhsBatchAxes=\[([\d ]*)\], ` +
+	`rhs=\[#\d+\], rhsContractingAxes=\[([\d ]*)\], rhsBatchAxes=\[([\d ]*)\]\)`)
+
+func axesFromString(s string) (DotGeneralAxes, error) {
+	m := axesPattern.FindStringSubmatch(s)
+	if m == nil {
+		return DotGeneralAxes{}, fmt.Errorf("fastgrad: cannot read DotGeneral axes from %q", s)
+	}
+	return DotGeneralAxes{parseInts(m[1]), parseInts(m[2]), parseInts(m[3]), parseInts(m[4])}, nil
+}
+
+// parseInts parses the space-separated digits of a printed []int.
+func parseInts(field string) []int {
+	out := []int{}
+	for _, f := range strings.Fields(field) {
+		n, _ := strconv.Atoi(f) // the patterns admit digits only
+		out = append(out, n)
+	}
+	return out
+}
+
+// crossAxes are the axes of an operand of the given rank that are neither
+// contracting nor batch, ascending (DotGeneral's output order).
+func crossAxes(rank int, contracting, batch []int) []int {
+	var out []int
+	for a := range rank {
+		if !slices.Contains(contracting, a) && !slices.Contains(batch, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// rankIn returns the position of x in the ascending order of set.
+func rankIn(set []int, x int) int {
+	n := 0
+	for _, s := range set {
+		if s < x {
+			n++
+		}
+	}
+	return n
+}
+
+func seq(start, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = start + i
+	}
+	return out
+}
+
+func isIdentity(perm []int) bool {
+	for i, p := range perm {
+		if i != p {
+			return false
+		}
+	}
+	return true
+}
+
+// operandGrad computes ∂L/∂this for one operand of C = DotGeneral(lhs, rhs).
+//
+// this has contracting axes thisC (paired with otherC), batch axes thisB
+// (paired with otherB) and cross axes thisX; other's cross axes are otherX.
+// v holds ∂L/∂C with layout [batch | lhsX | rhsX]; vOtherX are the positions
+// in v of the other operand's cross axes.
+//
+// The gradient is one DotGeneral that contracts v's otherX axes with other's
+// cross axes (batch axes aligned), leaving [batch | thisX | otherC] or
+// [batch | otherC | thisX] (otherC ascending); whichever needs no transpose is
+// used, else one transpose restores this operand's layout.
+func operandGrad(this, other, v *Node, thisC, thisB, otherC, otherB, vOtherX []int) *Node {
+	rank := this.Rank()
+	thisX := crossAxes(rank, thisC, thisB)
+	otherX := crossAxes(other.Rank(), otherC, otherB)
+	nb, nx, nc := len(thisB), len(thisX), len(thisC)
+	vBatch := seq(0, nb)
+
+	// Layout A: DotGeneral(v, other) → [batch | thisX | otherC ascending].
+	// Layout B: DotGeneral(other, v) → [batch | otherC ascending | thisX].
+	permA := make([]int, rank)
+	permB := make([]int, rank)
+	for j, a := range thisB {
+		permA[a], permB[a] = j, j
+	}
+	for k, a := range thisX {
+		permA[a] = nb + k
+		permB[a] = nb + nc + k
+	}
+	for i, a := range thisC {
+		r := rankIn(otherC, otherC[i])
+		permA[a] = nb + nx + r
+		permB[a] = nb + r
+	}
+	if isIdentity(permB) && !isIdentity(permA) {
+		return DotGeneral(other, otherX, otherB, v, vOtherX, vBatch)
+	}
+	grad := DotGeneral(v, vOtherX, vBatch, other, otherX, otherB)
+	if !isIdentity(permA) {
+		grad = TransposeAllAxes(grad, permA...)
+	}
+	return grad
+}
+
+// dotGeneralVJP is the VJP of graph.DotGeneral as two DotGenerals (plus at
+// most one transpose each); see the package documentation.
+func dotGeneralVJP(node, v *Node) []*Node {
+	axes, err := AxesOf(node)
+	if err != nil {
+		panic(err)
+	}
+	lhs, rhs := node.Inputs()[0], node.Inputs()[1]
+	nb := len(axes.LhsBatch)
+	nlx := lhs.Rank() - len(axes.LhsContracting) - nb
+	nrx := rhs.Rank() - len(axes.RhsContracting) - nb
+	vLhsX := seq(nb, nlx)
+	vRhsX := seq(nb+nlx, nrx)
+	return []*Node{
+		operandGrad(lhs, rhs, v, axes.LhsContracting, axes.LhsBatch, axes.RhsContracting, axes.RhsBatch, vRhsX),
+		operandGrad(rhs, lhs, v, axes.RhsContracting, axes.RhsBatch, axes.LhsContracting, axes.LhsBatch, vLhsX),
+	}
+}
+
+// SliceParams are the static parameters of a Slice node.
+type SliceParams struct{ Starts, Limits, Strides []int }
+
+// SliceParamsOf recovers the parameters of a Slice node (by reflection,
+// read-only, falling back to parsing its String() form).
+func SliceParamsOf(node *Node) (SliceParams, error) {
+	if node.Type() != NodeTypeSlice {
+		return SliceParams{}, fmt.Errorf("fastgrad: node %s is a %s, not a Slice", node, node.Type())
+	}
+	fields, ok := intFieldsByReflection(node, "starts", "limits", "strides")
+	if ok {
+		return SliceParams{fields[0], fields[1], fields[2]}, nil
+	}
+	m := slicePattern.FindStringSubmatch(node.String())
+	if m == nil {
+		return SliceParams{}, fmt.Errorf("fastgrad: cannot read Slice parameters from %q", node.String())
+	}
+	return SliceParams{parseInts(m[1]), parseInts(m[2]), parseInts(m[3])}, nil
+}
+
+var slicePattern = regexp.MustCompile(`Slice\(x=\[#\d+\], starts=\[([\d ]*)\], limits=\[([\d ]*)\], strides=\[([\d ]*)\]\)`)
+
+// sliceVJP scatters v back into x's shape by concatenating zeros around it,
+// axis by axis (unit strides only; other strides keep GoMLX's Pad-based VJP).
+func sliceVJP(node, v *Node) []*Node {
+	p, err := SliceParamsOf(node)
+	if err != nil {
+		panic(err)
+	}
+	x := node.Inputs()[0]
+	for _, s := range p.Strides {
+		if s > 1 {
+			return Stock[NodeTypeSlice](node, []*Node{v}, shapes.Make(v.DType()))
+		}
+	}
+	grad := v
+	for axis, dim := range x.Shape().Dimensions {
+		before, after := p.Starts[axis], dim-p.Limits[axis]
+		if before == 0 && after == 0 {
+			continue
+		}
+		parts := make([]*Node, 0, 3)
+		zeros := func(n int) *Node {
+			dims := slices.Clone(grad.Shape().Dimensions)
+			dims[axis] = n
+			return Zeros(grad.Graph(), shapes.Make(grad.DType(), dims...))
+		}
+		if before > 0 {
+			parts = append(parts, zeros(before))
+		}
+		parts = append(parts, grad)
+		if after > 0 {
+			parts = append(parts, zeros(after))
+		}
+		grad = Concatenate(parts, axis)
+	}
+	return []*Node{grad}
+}

@@ -1,0 +1,351 @@
+package fastgrad
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gopjrt/dtypes"
+)
+
+func testBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	b, err := simplego.New("ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// layout is one random DotGeneral problem: operand dimensions and axes.
+type layout struct {
+	lhsDims, rhsDims []int
+	axes             DotGeneralAxes
+}
+
+func (l layout) String() string {
+	return fmt.Sprintf("lhs%v c%v b%v · rhs%v c%v b%v", l.lhsDims, l.axes.LhsContracting, l.axes.LhsBatch,
+		l.rhsDims, l.axes.RhsContracting, l.axes.RhsBatch)
+}
+
+// randomLayout draws batch/contracting/cross axis counts, sizes and a random
+// axis order for each operand, and a random pairing order of the axes.
+func randomLayout(rng *rand.Rand) layout {
+	nb, nc := rng.IntN(3), rng.IntN(3)
+	nlx, nrx := rng.IntN(3), rng.IntN(3)
+	dim := func() int { return 1 + rng.IntN(4) }
+	batch := make([]int, nb)
+	contract := make([]int, nc)
+	for i := range batch {
+		batch[i] = dim()
+	}
+	for i := range contract {
+		contract[i] = dim()
+	}
+	build := func(nx int) (dims, cAxes, bAxes []int) {
+		rank := nb + nc + nx
+		perm := rng.Perm(rank) // perm[k] = axis of the k-th logical axis
+		dims = make([]int, rank)
+		cAxes = make([]int, nc)
+		bAxes = make([]int, nb)
+		for k := range rank {
+			a := perm[k]
+			switch {
+			case k < nb:
+				dims[a] = batch[k]
+				bAxes[k] = a
+			case k < nb+nc:
+				dims[a] = contract[k-nb]
+				cAxes[k-nb] = a
+			default:
+				dims[a] = dim()
+			}
+		}
+		return
+	}
+	var l layout
+	l.lhsDims, l.axes.LhsContracting, l.axes.LhsBatch = build(nlx)
+	l.rhsDims, l.axes.RhsContracting, l.axes.RhsBatch = build(nrx)
+	return l
+}
+
+func randomFlat(rng *rand.Rand, dims []int) []float64 {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = rng.Float64()*2 - 1
+	}
+	return out
+}
+
+// gradients returns ∂/∂lhs and ∂/∂rhs of Σ DotGeneral(lhs, rhs) ⊙ weights,
+// built with the VJP table given.
+func gradients(t testing.TB, b backends.Backend, table map[NodeType]VJP, l layout, lhs, rhs *tensors.Tensor) (out, gl, gr []float64) {
+	t.Helper()
+	Use(table)
+	defer Use(Fast)
+	var outDims []int
+	var weights *tensors.Tensor
+	exec, err := NewExec(b, func(x, y, w *Node) []*Node {
+		o := DotGeneral(x, l.axes.LhsContracting, l.axes.LhsBatch, y, l.axes.RhsContracting, l.axes.RhsBatch)
+		loss := ReduceAllSum(Mul(o, w))
+		g := Gradient(loss, x, y)
+		return []*Node{o, g[0], g[1]}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The output shape decides the weights' shape: build it once on a probe graph.
+	probe, err := ExecOnce(b, func(x, y *Node) *Node {
+		return DotGeneral(x, l.axes.LhsContracting, l.axes.LhsBatch, y, l.axes.RhsContracting, l.axes.RhsBatch)
+	}, lhs, rhs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDims = probe.Shape().Dimensions
+	rng := rand.New(rand.NewPCG(7, uint64(len(outDims))))
+	weights = tensors.FromFlatDataAndDimensions(randomFlat(rng, outDims), outDims...)
+	res, err := exec.Exec(lhs, rhs, weights)
+	if err != nil {
+		t.Fatalf("%s: %v", l, err)
+	}
+	return tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1]), tensors.MustCopyFlatData[float64](res[2])
+}
+
+func maxRelDiff(a, b []float64) float64 {
+	worst := 0.0
+	for i := range a {
+		d := math.Abs(a[i]-b[i]) / math.Max(1, math.Max(math.Abs(a[i]), math.Abs(b[i])))
+		worst = max(worst, d)
+	}
+	return worst
+}
+
+// TestDotGeneralMatchesStock compares the fast VJPs with GoMLX's stock ones on
+// random axis layouts (batch, contracting and cross axes in any order).
+func TestDotGeneralMatchesStock(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 300
+	if testing.Short() {
+		n = 60
+	}
+	worst := 0.0
+	for range n {
+		l := randomLayout(rng)
+		lhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, l.lhsDims), l.lhsDims...)
+		rhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, l.rhsDims), l.rhsDims...)
+		_, fl, fr := gradients(t, b, Fast, l, lhs, rhs)
+		_, sl, sr := gradients(t, b, Stock, l, lhs, rhs)
+		d := max(maxRelDiff(fl, sl), maxRelDiff(fr, sr))
+		worst = max(worst, d)
+		if d > 1e-12 {
+			t.Fatalf("%s: fast and stock gradients differ by %g", l, d)
+		}
+	}
+	t.Logf("%d layouts, worst relative difference %.2g", n, worst)
+}
+
+// TestDotGeneralFiniteDifferences checks the fast VJPs against central finite
+// differences of f(lhs, rhs) = Σ DotGeneral(lhs, rhs) ⊙ w, in float64.
+func TestDotGeneralFiniteDifferences(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const h = 1e-4
+	for range 12 {
+		l := randomLayout(rng)
+		lhsFlat, rhsFlat := randomFlat(rng, l.lhsDims), randomFlat(rng, l.rhsDims)
+		lhs := tensors.FromFlatDataAndDimensions(lhsFlat, l.lhsDims...)
+		rhs := tensors.FromFlatDataAndDimensions(rhsFlat, l.rhsDims...)
+		_, gl, gr := gradients(t, b, Fast, l, lhs, rhs)
+
+		var outDims []int
+		probe, err := ExecOnce(b, func(x, y *Node) *Node {
+			return DotGeneral(x, l.axes.LhsContracting, l.axes.LhsBatch, y, l.axes.RhsContracting, l.axes.RhsBatch)
+		}, lhs, rhs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outDims = probe.Shape().Dimensions
+		wrng := rand.New(rand.NewPCG(7, uint64(len(outDims))))
+		w := tensors.FromFlatDataAndDimensions(randomFlat(wrng, outDims), outDims...)
+		f := MustNewExec(b, func(x, y, w *Node) *Node {
+			return ReduceAllSum(Mul(DotGeneral(x, l.axes.LhsContracting, l.axes.LhsBatch, y, l.axes.RhsContracting, l.axes.RhsBatch), w))
+		})
+		eval := func(x, y []float64) float64 {
+			res, err := f.Exec1(tensors.FromFlatDataAndDimensions(x, l.lhsDims...), tensors.FromFlatDataAndDimensions(y, l.rhsDims...), w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tensors.MustCopyFlatData[float64](res)[0]
+		}
+		check := func(which string, flat []float64, grad []float64, perturb func(p []float64) float64) {
+			for i := range flat {
+				orig := flat[i]
+				flat[i] = orig + h
+				fp := perturb(flat)
+				flat[i] = orig - h
+				fm := perturb(flat)
+				flat[i] = orig
+				fd := (fp - fm) / (2 * h)
+				if math.Abs(fd-grad[i]) > 1e-7*math.Max(1, math.Abs(fd)) {
+					t.Fatalf("%s: ∂f/∂%s[%d] = %g, finite difference %g", l, which, i, grad[i], fd)
+				}
+			}
+		}
+		check("lhs", lhsFlat, gl, func(p []float64) float64 { return eval(p, rhsFlat) })
+		check("rhs", rhsFlat, gr, func(p []float64) float64 { return eval(lhsFlat, p) })
+	}
+}
+
+// TestDotMatchesStock covers graph.Dot (ranks 1·1, 2·1, 2·2).
+func TestDotMatchesStock(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct{ lhs, rhs []int }{{[]int{5}, []int{5}}, {[]int{3, 5}, []int{5}}, {[]int{3, 5}, []int{5, 4}}} {
+		lhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, c.lhs), c.lhs...)
+		rhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, c.rhs), c.rhs...)
+		run := func(table map[NodeType]VJP) (gl, gr []float64) {
+			Use(table)
+			defer Use(Fast)
+			res, err := MustNewExec(b, func(x, y *Node) []*Node {
+				o := Dot(x, y)
+				w := Scalar(x.Graph(), o.DType(), 0.5)
+				if o.Rank() > 0 {
+					w = AddScalar(Iota(x.Graph(), o.Shape(), o.Rank()-1), 0.5)
+				}
+				loss := ReduceAllSum(Mul(o, w))
+				return Gradient(loss, x, y)
+			}).Exec(lhs, rhs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tensors.MustCopyFlatData[float64](res[0]), tensors.MustCopyFlatData[float64](res[1])
+		}
+		fl, fr := run(Fast)
+		sl, sr := run(Stock)
+		if d := max(maxRelDiff(fl, sl), maxRelDiff(fr, sr)); d > 1e-12 {
+			t.Fatalf("Dot %v·%v: fast and stock gradients differ by %g", c.lhs, c.rhs, d)
+		}
+	}
+}
+
+// TestAxesReflectionMatchesString checks that the two ways of reading a node's
+// axes agree.
+func TestAxesReflectionMatchesString(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 50 {
+		l := randomLayout(rng)
+		lhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, l.lhsDims), l.lhsDims...)
+		rhs := tensors.FromFlatDataAndDimensions(randomFlat(rng, l.rhsDims), l.rhsDims...)
+		_, err := ExecOnce(b, func(x, y *Node) *Node {
+			o := DotGeneral(x, l.axes.LhsContracting, l.axes.LhsBatch, y, l.axes.RhsContracting, l.axes.RhsBatch)
+			byRefl, ok := axesByReflection(o)
+			if !ok {
+				t.Fatalf("%s: reflection failed", l)
+			}
+			byStr, err := axesFromString(o.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(byRefl) != fmt.Sprint(byStr) || fmt.Sprint(byRefl) != fmt.Sprint(l.axes) {
+				t.Fatalf("%s: reflection %v, string %v", l, byRefl, byStr)
+			}
+			return o
+		}, lhs, rhs)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNoBroadcastProduct checks the point of the package: the gradient graph
+// of a batched matrix product holds no intermediate larger than its operands
+// and output (the stock VJP builds a b·m·n·k broadcast product).
+func TestNoBroadcastProduct(t *testing.T) {
+	b := testBackend(t)
+	const batch, m, k, n = 4, 32, 16, 24
+	largest := func(table map[NodeType]VJP) int {
+		Use(table)
+		defer Use(Fast)
+		worst := 0
+		_, err := ExecOnce(b, func(x, y *Node) *Node {
+			o := DotGeneral(x, []int{2}, []int{0}, y, []int{1}, []int{0}) // [b,m,k]·[b,k,n] → [b,m,n]
+			grads := Gradient(ReduceAllSum(Mul(o, o)), x, y)
+			for _, node := range x.Graph().Nodes() {
+				worst = max(worst, node.Shape().Size())
+			}
+			return Add(ReduceAllSum(grads[0]), ReduceAllSum(grads[1]))
+		}, tensors.FromShape(shapesMake(batch, m, k)), tensors.FromShape(shapesMake(batch, k, n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return worst
+	}
+	bound := batch * max(m*k, k*n, m*n)
+	if got := largest(Fast); got > bound {
+		t.Errorf("fast gradient graph has a node of %d elements, want ≤ %d", got, bound)
+	}
+	if got := largest(Stock); got < batch*m*k*n {
+		t.Errorf("stock gradient graph's largest node has %d elements; expected the b·m·n·k = %d broadcast product (did the stock VJP change?)", got, batch*m*k*n)
+	}
+}
+
+func shapesMake(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+
+// TestSliceGradient checks the Pad-free Slice VJP against the exact gradient of
+// Σ Slice(x) ⊙ w (w at the sliced positions, zero elsewhere) on the pure-Go
+// backend, where the stock VJP fails for lack of Pad.
+func TestSliceGradient(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	dims := []int{3, 5, 4}
+	for range 20 {
+		starts, limits := make([]int, 3), make([]int, 3)
+		specs := make([]SliceAxisSpec, 3)
+		for a, d := range dims {
+			starts[a] = rng.IntN(d)
+			limits[a] = starts[a] + 1 + rng.IntN(d-starts[a])
+			specs[a] = AxisRange(starts[a], limits[a])
+		}
+		xFlat := randomFlat(rng, dims)
+		x := tensors.FromFlatDataAndDimensions(xFlat, dims...)
+		res, err := MustNewExec(b, func(x *Node) []*Node {
+			s := Slice(x, specs...)
+			p, err := SliceParamsOf(s)
+			if err != nil || fmt.Sprint(p.Starts, p.Limits) != fmt.Sprint(starts, limits) {
+				t.Fatalf("SliceParamsOf = %v, %v; want starts %v limits %v", p, err, starts, limits)
+			}
+			w := AddScalar(Iota(x.Graph(), s.Shape(), 2), 1)
+			return Gradient(ReduceAllSum(Mul(s, w)), x)
+		}).Exec(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grad := tensors.MustCopyFlatData[float64](res[0])
+		// Expected: w at the sliced positions (w[i,j,k] = k - start2 + 1), 0 elsewhere.
+		for i := range dims[0] {
+			for j := range dims[1] {
+				for k := range dims[2] {
+					want := 0.0
+					if i >= starts[0] && i < limits[0] && j >= starts[1] && j < limits[1] && k >= starts[2] && k < limits[2] {
+						want = float64(k-starts[2]) + 1
+					}
+					if got := grad[(i*dims[1]+j)*dims[2]+k]; got != want {
+						t.Fatalf("slice %v:%v: grad[%d,%d,%d] = %g, want %g", starts, limits, i, j, k, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -36,7 +36,7 @@ const subsetSeed = 0x5eb5e7
 
 // examples is a split held in memory, or a subset of it.
 type examples struct {
-	name        string  // "mnist/train", for messages
+	name        string // "mnist/train", for messages
 	inputs      []float32
 	labels      []int32
 	index       []int32 // positions of the split used, in order (nil: all)

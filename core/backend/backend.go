@@ -11,7 +11,8 @@
 // downloads a plugin; the pure-Go backend needs none.
 //
 // Importing the package also installs fast Dot/DotGeneral gradients (package
-// fastgrad).
+// fastgrad) and, unless $PRISM_GO_KERNELS is "stock", the fast float32 matrix
+// product for the pure-Go backend (package gokernels).
 package backend
 
 import (
@@ -23,7 +24,34 @@ import (
 	"github.com/gomlx/gomlx/backends/simplego"
 
 	_ "github.com/prism-lora/prism/core/backend/fastgrad" // installs the fast Dot/DotGeneral VJPs
+	"github.com/prism-lora/prism/core/backend/gokernels"
 )
+
+// KernelsEnvVar names the environment variable that, set to "stock", keeps
+// simplego's own DotGeneral executor instead of prism's (for comparisons).
+const KernelsEnvVar = "PRISM_GO_KERNELS"
+
+// kernelsErr is why the fast kernels are not installed (nil when they are).
+var kernelsErr = installKernels()
+
+func installKernels() error {
+	if os.Getenv(KernelsEnvVar) == "stock" {
+		return fmt.Errorf("$%s=stock", KernelsEnvVar)
+	}
+	return gokernels.Install()
+}
+
+// Kernels describes the matrix-product kernels the pure-Go backend uses.
+func Kernels() string {
+	if kernelsErr != nil || !gokernels.Installed() {
+		reason := "uninstalled"
+		if kernelsErr != nil {
+			reason = kernelsErr.Error()
+		}
+		return "simplego stock DotGeneral (" + reason + ")"
+	}
+	return "prism gemm, " + gokernels.KernelName() + " micro-kernel"
+}
 
 // EnvVar names the environment variable New("") reads.
 const EnvVar = "PRISM_BACKEND"

@@ -13,7 +13,8 @@
 //
 // It also gives Slice (unit strides) a gradient that needs no Pad, an op the
 // pure-Go backend lacks: ∂L/∂x is v with zero blocks concatenated before and
-// after it along each sliced axis.
+// after it along each sliced axis. And it defines the VJP of Rsqrt, which
+// GoMLX v0.25.0 lacks (LayerNorm needs it).
 //
 // Importing the package installs these VJPs in graph.VJPRegistration; the
 // stock ones stay available in Stock (tests compare the two).
@@ -40,11 +41,14 @@ var Fast = map[NodeType]VJP{
 	NodeTypeDot:        singleOutput(dotVJP),
 	NodeTypeDotGeneral: singleOutput(dotGeneralVJP),
 	NodeTypeSlice:      singleOutput(sliceVJP),
+	NodeTypeRsqrt:      singleOutput(rsqrtVJP),
 }
 
 func init() {
 	for t, fn := range Fast {
-		Stock[t] = VJPRegistration[t]
+		if stock, ok := VJPRegistration[t]; ok {
+			Stock[t] = stock
+		}
 		VJPRegistration[t] = fn
 	}
 }
@@ -53,8 +57,12 @@ func init() {
 // Gradients are built when a graph is built, so a graph built after Use(Stock)
 // keeps the stock gradients. Not safe to call while graphs are being built.
 func Use(table map[NodeType]VJP) {
-	for t, fn := range table {
-		VJPRegistration[t] = fn
+	for t := range Fast {
+		if fn, ok := table[t]; ok {
+			VJPRegistration[t] = fn
+		} else {
+			delete(VJPRegistration, t)
+		}
 	}
 }
 
@@ -322,4 +330,9 @@ func sliceVJP(node, v *Node) []*Node {
 		grad = Concatenate(parts, axis)
 	}
 	return []*Node{grad}
+}
+
+// rsqrtVJP: y = x^(−1/2), dy/dx = −½·x^(−3/2) = −½·y³.
+func rsqrtVJP(node, v *Node) []*Node {
+	return []*Node{Mul(v, MulScalar(Mul(node, Square(node)), -0.5))}
 }

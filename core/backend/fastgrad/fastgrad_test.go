@@ -349,3 +349,24 @@ func TestSliceGradient(t *testing.T) {
 		}
 	}
 }
+
+// TestRsqrtGradient checks d/dx x^(−1/2) = −½·x^(−3/2) against central finite
+// differences in float64.
+func TestRsqrtGradient(t *testing.T) {
+	b := testBackend(t)
+	xs := []float64{0.05, 0.3, 1, 2.5, 40}
+	res, err := MustNewExec(b, func(x *Node) *Node {
+		return Gradient(ReduceAllSum(Rsqrt(x)), x)[0]
+	}).Exec1(tensors.FromFlatDataAndDimensions(xs, len(xs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := tensors.MustCopyFlatData[float64](res)
+	for i, x := range xs {
+		const h = 1e-6
+		fd := (1/math.Sqrt(x+h*x) - 1/math.Sqrt(x-h*x)) / (2 * h * x)
+		if want := -0.5 * math.Pow(x, -1.5); math.Abs(grad[i]-want) > 1e-12*math.Abs(want) || math.Abs(fd-want) > 1e-6*math.Abs(want) {
+			t.Errorf("d rsqrt(%g) = %g, want %g (finite difference %g)", x, grad[i], want, fd)
+		}
+	}
+}

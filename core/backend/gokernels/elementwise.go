@@ -1,0 +1,406 @@
+package gokernels
+
+import (
+	"math"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// Float32 executors for simplego's elementwise, broadcast, transpose and
+// reduce ops. simplego runs broadcasts and transposes through a per-element
+// index iterator and evaluates exp/erf in float64 via package math, one op at
+// a time on one core; these executors collapse each op into a loop nest over
+// contiguous runs (nest.go), use the float32 functions of mathf32.go, and
+// split large ops across goroutines. Anything not float32 goes back to
+// simplego's executor.
+
+// binaryRun computes out[i] = a[i·sa] ∘ b[i·sb] for i < len(out).
+type binaryRun func(out, a, b []float32, sa, sb int)
+
+func addRun(out, a, b []float32, sa, sb int) {
+	switch {
+	case sa == 1 && sb == 1:
+		a, b = a[:len(out)], b[:len(out)]
+		for i := range out {
+			out[i] = a[i] + b[i]
+		}
+	case sa == 1 && sb == 0:
+		a, c := a[:len(out)], b[0]
+		for i := range out {
+			out[i] = a[i] + c
+		}
+	case sa == 0 && sb == 1:
+		b, c := b[:len(out)], a[0]
+		for i := range out {
+			out[i] = c + b[i]
+		}
+	default:
+		for i := range out {
+			out[i] = a[i*sa] + b[i*sb]
+		}
+	}
+}
+
+func subRun(out, a, b []float32, sa, sb int) {
+	switch {
+	case sa == 1 && sb == 1:
+		a, b = a[:len(out)], b[:len(out)]
+		for i := range out {
+			out[i] = a[i] - b[i]
+		}
+	case sa == 1 && sb == 0:
+		a, c := a[:len(out)], b[0]
+		for i := range out {
+			out[i] = a[i] - c
+		}
+	case sa == 0 && sb == 1:
+		b, c := b[:len(out)], a[0]
+		for i := range out {
+			out[i] = c - b[i]
+		}
+	default:
+		for i := range out {
+			out[i] = a[i*sa] - b[i*sb]
+		}
+	}
+}
+
+func mulRun(out, a, b []float32, sa, sb int) {
+	switch {
+	case sa == 1 && sb == 1:
+		a, b = a[:len(out)], b[:len(out)]
+		for i := range out {
+			out[i] = a[i] * b[i]
+		}
+	case sa == 1 && sb == 0:
+		a, c := a[:len(out)], b[0]
+		for i := range out {
+			out[i] = a[i] * c
+		}
+	case sa == 0 && sb == 1:
+		b, c := b[:len(out)], a[0]
+		for i := range out {
+			out[i] = c * b[i]
+		}
+	default:
+		for i := range out {
+			out[i] = a[i*sa] * b[i*sb]
+		}
+	}
+}
+
+func divRun(out, a, b []float32, sa, sb int) {
+	switch {
+	case sa == 1 && sb == 1:
+		a, b = a[:len(out)], b[:len(out)]
+		for i := range out {
+			out[i] = a[i] / b[i]
+		}
+	case sa == 1 && sb == 0:
+		a, c := a[:len(out)], b[0]
+		for i := range out {
+			out[i] = a[i] / c
+		}
+	case sa == 0 && sb == 1:
+		b, c := b[:len(out)], a[0]
+		for i := range out {
+			out[i] = c / b[i]
+		}
+	default:
+		for i := range out {
+			out[i] = a[i*sa] / b[i*sb]
+		}
+	}
+}
+
+func maxRun(out, a, b []float32, sa, sb int) {
+	for i := range out {
+		out[i] = max(a[i*sa], b[i*sb])
+	}
+}
+
+func minRun(out, a, b []float32, sa, sb int) {
+	for i := range out {
+		out[i] = min(a[i*sa], b[i*sb])
+	}
+}
+
+// broadcastStrides returns the strides with which an operand of shape in is
+// read over the index space out (same rank; axes where in has size 1 and out
+// does not are broadcast, stride 0). A scalar (size 1) operand has all-zero strides.
+func broadcastStrides(in, out []int) []int {
+	s := make([]int, len(out))
+	if len(in) != len(out) {
+		return s // scalar
+	}
+	natural := rowMajor(in)
+	for axis := range out {
+		if in[axis] == out[axis] {
+			s[axis] = natural[axis]
+		}
+	}
+	return s
+}
+
+// binaryExecutor returns the executor of a float32 binary op.
+func binaryExecutor(op backends.OpType, run binaryRun) executor {
+	return func(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		lhs, rhs := inputs[0], inputs[1]
+		a, ok1 := bufFlat(lhs).([]float32)
+		b, ok2 := bufFlat(rhs).([]float32)
+		outShape := nodeShape(node)
+		lShape, rShape := bufShape(lhs), bufShape(rhs)
+		if !ok1 || !ok2 || !broadcastable(lShape, outShape) || !broadcastable(rShape, outShape) {
+			stockCalls.Add(1)
+			return stocks[op](backend, node, inputs, owned)
+		}
+		// Reuse an owned input of the output's shape, as simplego does.
+		var out *simplego.Buffer
+		switch {
+		case owned[1] && rShape.Equal(outShape):
+			out, inputs[1] = rhs, nil
+		case owned[0] && lShape.Equal(outShape):
+			out, inputs[0] = lhs, nil
+		default:
+			out = getBufferForShape(backend, outShape)
+		}
+		c := bufFlat(out).([]float32)
+		dims := outShape.Dimensions
+		n := newNest(dims, rowMajor(dims), broadcastStrides(lShape.Dimensions, dims), broadcastStrides(rShape.Dimensions, dims))
+		last := len(n.dims) - 1
+		so, sa, sb := n.strides[0][last], n.strides[1][last], n.strides[2][last]
+		if so != 1 && n.size() > 1 {
+			panic("gokernels: binary op output is not contiguous") // cannot happen: row-major output
+		}
+		n.walk(1, func(off []int, length int) {
+			run(c[off[0]:off[0]+length], a[off[1]:], b[off[2]:], sa, sb)
+		})
+		fastCalls.Add(1)
+		return out, nil
+	}
+}
+
+// broadcastable reports whether in is a scalar or has the rank of out with
+// each dimension equal or 1.
+func broadcastable(in, out shapes.Shape) bool {
+	if in.Size() == 1 {
+		return true
+	}
+	if in.Rank() != out.Rank() {
+		return false
+	}
+	for i, d := range in.Dimensions {
+		if d != out.Dimensions[i] && d != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// copyRun copies a strided run: out[i] = in[i·s].
+func copyRun(out, in []float32, s int) {
+	if s == 1 {
+		copy(out, in[:len(out)])
+		return
+	}
+	if s == 0 {
+		c := in[0]
+		for i := range out {
+			out[i] = c
+		}
+		return
+	}
+	for i := range out {
+		out[i] = in[i*s]
+	}
+}
+
+// execBroadcastInDim: output axis broadcastAxes[i] takes operand axis i; the
+// other output axes repeat the operand.
+func execBroadcastInDim(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	in, ok := bufFlat(inputs[0]).([]float32)
+	axes, ok2 := nodeData(node).([]int)
+	inShape, outShape := bufShape(inputs[0]), nodeShape(node)
+	if !ok || !ok2 || len(axes) != inShape.Rank() {
+		stockCalls.Add(1)
+		return stocks[backends.OpTypeBroadcastInDim](backend, node, inputs, owned)
+	}
+	dims := outShape.Dimensions
+	strides := make([]int, len(dims))
+	natural := rowMajor(inShape.Dimensions)
+	for i, axis := range axes {
+		if inShape.Dimensions[i] == dims[axis] {
+			strides[axis] = natural[i]
+		}
+	}
+	out := getBufferForShape(backend, outShape)
+	c := bufFlat(out).([]float32)
+	n := newNest(dims, rowMajor(dims), strides)
+	s := n.strides[1][len(n.dims)-1]
+	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], in[off[1]:], s) })
+	fastCalls.Add(1)
+	return out, nil
+}
+
+// execTranspose: output axis i is operand axis perm[i].
+func execTranspose(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	in, ok := bufFlat(inputs[0]).([]float32)
+	perm, ok2 := nodeData(node).([]int)
+	inShape, outShape := bufShape(inputs[0]), nodeShape(node)
+	if !ok || !ok2 || len(perm) != inShape.Rank() {
+		stockCalls.Add(1)
+		return stocks[backends.OpTypeTranspose](backend, node, inputs, owned)
+	}
+	dims := outShape.Dimensions
+	natural := rowMajor(inShape.Dimensions)
+	strides := make([]int, len(dims))
+	for i, axis := range perm {
+		strides[i] = natural[axis]
+	}
+	out := getBufferForShape(backend, outShape)
+	c := bufFlat(out).([]float32)
+	n := newNest(dims, rowMajor(dims), strides)
+	s := n.strides[1][len(n.dims)-1]
+	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], in[off[1]:], s) })
+	fastCalls.Add(1)
+	return out, nil
+}
+
+// unaryExecutor returns the executor of a float32 unary op computing fn on
+// contiguous chunks.
+func unaryExecutor(op backends.OpType, fn func(out, in []float32)) executor {
+	return func(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		in, ok := bufFlat(inputs[0]).([]float32)
+		if !ok {
+			stockCalls.Add(1)
+			return stocks[op](backend, node, inputs, owned)
+		}
+		var out *simplego.Buffer
+		if owned[0] {
+			out, inputs[0] = inputs[0], nil
+		} else {
+			out = getBufferForShape(backend, bufShape(inputs[0]))
+		}
+		c := bufFlat(out).([]float32)
+		newNest([]int{len(in)}, []int{1}).walk(1, func(off []int, length int) {
+			fn(c[off[0]:off[0]+length], in[off[0]:off[0]+length])
+		})
+		fastCalls.Add(1)
+		return out, nil
+	}
+}
+
+func expChunk(out, in []float32) {
+	for i, x := range in {
+		out[i] = expf(x)
+	}
+}
+
+func erfChunk(out, in []float32) {
+	for i, x := range in {
+		out[i] = erff(x)
+	}
+}
+
+func negChunk(out, in []float32) {
+	for i, x := range in {
+		out[i] = -x
+	}
+}
+
+// reduceExecutor returns the executor of a float32 ReduceSum/Max/Min over
+// the axes stored in the node.
+func reduceExecutor(op backends.OpType) executor {
+	return func(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		in, ok := bufFlat(inputs[0]).([]float32)
+		axes, ok2 := nodeData(node).([]int)
+		if !ok || !ok2 || len(axes) == 0 {
+			stockCalls.Add(1)
+			return stocks[op](backend, node, inputs, owned)
+		}
+		inShape, outShape := bufShape(inputs[0]), nodeShape(node)
+		out := getBufferForShape(backend, outShape)
+		c := bufFlat(out).([]float32)
+		init := float32(0)
+		switch op {
+		case backends.OpTypeReduceMax:
+			init = float32(math.Inf(-1))
+		case backends.OpTypeReduceMin:
+			init = float32(math.Inf(1))
+		}
+		for i := range c {
+			c[i] = init
+		}
+		// Output strides over the operand's index space: 0 on reduced axes.
+		dims := inShape.Dimensions
+		outStrides := make([]int, len(dims))
+		reduced := make([]bool, len(dims))
+		for _, a := range axes {
+			reduced[a] = true
+		}
+		stride := 1
+		for axis := len(dims) - 1; axis >= 0; axis-- {
+			if !reduced[axis] {
+				outStrides[axis] = stride
+				stride *= dims[axis]
+			}
+		}
+		n := newNest(dims, rowMajor(dims), outStrides)
+		last := len(n.dims) - 1
+		so := n.strides[1][last]
+		// Runs write disjoint outputs across indices of the outermost axis when
+		// it is kept: split only there (groups of all runs of one index).
+		unit := 0
+		if len(n.dims) > 1 && n.strides[1][0] != 0 {
+			unit = 1
+			for _, d := range n.dims[1:last] {
+				unit *= d
+			}
+		}
+		n.walk(unit, func(off []int, length int) {
+			src := in[off[0] : off[0]+length]
+			switch op {
+			case backends.OpTypeReduceSum:
+				if so == 0 {
+					c[off[1]] += sum32(src)
+					return
+				}
+				dst := c[off[1]:]
+				for i, v := range src {
+					dst[i*so] += v
+				}
+			case backends.OpTypeReduceMax:
+				dst := c[off[1]:]
+				for i, v := range src {
+					dst[i*so] = max(dst[i*so], v)
+				}
+			default:
+				dst := c[off[1]:]
+				for i, v := range src {
+					dst[i*so] = min(dst[i*so], v)
+				}
+			}
+		})
+		fastCalls.Add(1)
+		return out, nil
+	}
+}
+
+// sum32 sums with four partial sums (float32, like simplego's loop but with
+// more instruction-level parallelism).
+func sum32(x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+3 < len(x); i += 4 {
+		s0 += x[i]
+		s1 += x[i+1]
+		s2 += x[i+2]
+		s3 += x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}

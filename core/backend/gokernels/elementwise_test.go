@@ -1,0 +1,134 @@
+package gokernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// compareWithStock evaluates fn on the inputs with simplego's executors and
+// with the fast ones and checks the results agree within tol (relative).
+func compareWithStock(t *testing.T, name string, tol float64, fn func(xs []*Node) *Node, inputs ...*tensors.Tensor) {
+	t.Helper()
+	eval := func() []float32 {
+		args := make([]any, len(inputs))
+		for i, in := range inputs {
+			args[i] = in
+		}
+		exec := MustNewExec(testBackend, func(xs []*Node) *Node { return fn(xs) })
+		out, err := exec.Exec1(args...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	Uninstall()
+	want := eval()
+	if err := Install(); err != nil {
+		t.Fatal(err)
+	}
+	f0, s0 := Calls()
+	got := eval()
+	f1, s1 := Calls()
+	if f1 == f0 || s1 != s0 {
+		t.Errorf("%s: fast executor not used (fast +%d, handed back +%d)", name, f1-f0, s1-s0)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
+	}
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(w) != math.IsNaN(g) || (!math.IsNaN(w) && math.Abs(g-w) > tol*math.Max(1, math.Abs(w))) {
+			t.Fatalf("%s: element %d = %g, simplego %g", name, i, g, w)
+		}
+	}
+}
+
+func randomDims(rng *rand.Rand, rank int) []int {
+	dims := make([]int, rank)
+	for i := range dims {
+		dims[i] = []int{1, 2, 3, 5, 17, 64}[rng.IntN(6)]
+	}
+	return dims
+}
+
+func TestBinaryOpsMatchStock(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	ops := map[string]func(a, b *Node) *Node{"Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Max": Max, "Min": Min}
+	for name, op := range ops {
+		for trial := range 12 {
+			rank := 1 + rng.IntN(4)
+			dims := randomDims(rng, rank)
+			// Broadcast some axes of either operand; sometimes a scalar.
+			ad, bd := append([]int(nil), dims...), append([]int(nil), dims...)
+			for i := range dims {
+				switch rng.IntN(4) {
+				case 0:
+					ad[i] = 1
+				case 1:
+					bd[i] = 1
+				}
+			}
+			if trial%5 == 4 {
+				bd = nil
+			}
+			a, b := randTensor(rng, ad), randTensor(rng, bd)
+			compareWithStock(t, fmt.Sprintf("%s %v %v", name, ad, bd), 1e-6, func(xs []*Node) *Node {
+				y := xs[1]
+				if name == "Div" {
+					y = AddScalar(Abs(y), 0.5)
+				}
+				return op(xs[0], y)
+			}, a, b)
+		}
+	}
+	// Large enough to split across goroutines.
+	big := []int{130, 17, 64}
+	compareWithStock(t, "Add big", 1e-6, func(xs []*Node) *Node { return Add(xs[0], xs[1]) }, randTensor(rng, big), randTensor(rng, []int{1, 1, 64}))
+}
+
+func TestTransposeBroadcastReduceMatchStock(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for trial := range 30 {
+		rank := 1 + rng.IntN(5)
+		dims := randomDims(rng, rank)
+		x := randTensor(rng, dims)
+		perm := rng.Perm(rank)
+		compareWithStock(t, fmt.Sprintf("Transpose %v %v", dims, perm), 0, func(xs []*Node) *Node { return TransposeAllAxes(xs[0], perm...) }, x)
+		var axes []int
+		for a := range rank {
+			if rng.IntN(2) == 0 {
+				axes = append(axes, a)
+			}
+		}
+		if len(axes) == 0 {
+			axes = []int{rng.IntN(rank)}
+		}
+		compareWithStock(t, fmt.Sprintf("ReduceSum %v %v", dims, axes), 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], axes...) }, x)
+		compareWithStock(t, fmt.Sprintf("ReduceMax %v %v", dims, axes), 0, func(xs []*Node) *Node { return ReduceMax(xs[0], axes...) }, x)
+		// BroadcastInDim: insert a new axis and grow size-1 axes.
+		outDims := append([]int{3}, dims...)
+		small := append([]int(nil), dims...)
+		small[trial%rank] = 1
+		y := randTensor(rng, small)
+		compareWithStock(t, fmt.Sprintf("BroadcastToDims %v→%v", small, outDims), 0, func(xs []*Node) *Node {
+			return BroadcastPrefix(BroadcastToDims(xs[0], dims...), 3)
+		}, y)
+	}
+	big := randTensor(rng, []int{128, 4, 17, 17})
+	compareWithStock(t, "ReduceSum big last", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 3) }, big)
+	compareWithStock(t, "ReduceSum big first", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 0) }, big)
+	compareWithStock(t, "Transpose big", 0, func(xs []*Node) *Node { return TransposeAllAxes(xs[0], 0, 2, 1, 3) }, big)
+}
+
+func TestUnaryOpsMatchStock(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	x := randTensor(rng, []int{300, 170})
+	compareWithStock(t, "Exp", 2e-7, func(xs []*Node) *Node { return Exp(MulScalar(xs[0], 30)) }, x)
+	compareWithStock(t, "Erf", 2e-7, func(xs []*Node) *Node { return Erf(MulScalar(xs[0], 3)) }, x)
+	compareWithStock(t, "Neg", 0, func(xs []*Node) *Node { return Neg(xs[0]) }, x)
+}

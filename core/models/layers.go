@@ -1,0 +1,81 @@
+package models
+
+import (
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// LayerNorm normalises the last axis of x and applies a learned gain and offset:
+//
+//	y = (x − μ)/√(σ² + ε) · γ + β,   μ, σ² over the last axis (biased variance)
+//
+// x: [..., d]; γ ("weight", init 1) and β ("bias", init 0): d, in ctx.In(name).
+func LayerNorm(ctx *context.Context, name string, x *Node, epsilon float64) *Node {
+	d := x.Shape().Dimensions[x.Rank()-1]
+	scope := ctx.In(name)
+	gain := Param(scope, WeightName, x.DType(), []int{d}, ConstInit(1)).ValueGraph(x.Graph())
+	offset := Param(scope, BiasName, x.DType(), []int{d}, ConstInit(0)).ValueGraph(x.Graph())
+	last := x.Rank() - 1
+	mean := ReduceAndKeep(x, ReduceMean, last)
+	centred := Sub(x, mean)
+	variance := ReduceAndKeep(Square(centred), ReduceMean, last)
+	normed := Mul(centred, Rsqrt(AddScalar(variance, epsilon)))
+	return Add(Mul(normed, ExpandLeftToRank(gain, x.Rank())), ExpandLeftToRank(offset, x.Rank()))
+}
+
+// GELU is the exact Gaussian error linear unit x·Φ(x) = x·½(1 + erf(x/√2)),
+// as PyTorch's nn.GELU() default.
+func GELU(x *Node) *Node {
+	return Mul(x, MulScalar(OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))), 0.5))
+}
+
+// MultiHeadAttention is softmax self-attention over the tokens of x with heads
+// heads and the layers `<name>.qkv` (d → 3d) and `<name>.proj` (d → d):
+//
+//	[q | k | v] = qkv(x),  per head h: A_h = softmax(q_h·k_hᵀ/√(d/heads))·v_h,  y = proj([A_1 … A_heads])
+//
+// x: [batch, tokens, d] → [batch, tokens, d]. The qkv output is split as
+// (3, heads, d/heads), the PyTorch/timm layout.
+func MultiHeadAttention(ctx *context.Context, run Run, name string, x *Node, heads int) *Node {
+	dims := x.Shape().Dimensions
+	batch, tokens, d := dims[0], dims[1], dims[2]
+	hd := d / heads
+	qkv := run.linear(ctx, name+".qkv", x, 3*d)
+	// [B, T, 3, H, hd] → [3, B, H, T, hd]: q, k, v become contiguous slices of
+	// the leading axis and each is laid out [batch…, tokens, hd] for DotGeneral.
+	qkv = TransposeAllAxes(Reshape(qkv, batch, tokens, 3, heads, hd), 2, 0, 3, 1, 4)
+	part := func(i int) *Node {
+		return Reshape(SliceAxis(qkv, 0, AxisRange(i, i+1)), batch, heads, tokens, hd)
+	}
+	q, k, v := part(0), part(1), part(2)
+	scores := DotGeneral(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B, H, T, T]
+	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
+	att := Softmax(scores, -1)
+	out := DotGeneral(att, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, H, T, hd]
+	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3), batch, tokens, d)
+	return run.linear(ctx, name+".proj", out, d)
+}
+
+// MLPBlock is the transformer feed-forward block fc2(GELU(fc1(x))) with layers
+// `<name>.fc1` (d → hidden) and `<name>.fc2` (hidden → d).
+func MLPBlock(ctx *context.Context, run Run, name string, x *Node, hidden int) *Node {
+	d := x.Shape().Dimensions[x.Rank()-1]
+	return run.linear(ctx, name+".fc2", GELU(run.linear(ctx, name+".fc1", x, hidden)), d)
+}
+
+// ReLU is max(x, 0).
+func ReLU(x *Node) *Node { return Max(x, ScalarZero(x.Graph(), x.DType())) }
+
+// SoftmaxCrossEntropy is the mean over the batch of −log softmax(logits)[label]:
+// logits [B, K] (float), labels [B] or [B, 1] (integer class indices) → scalar.
+func SoftmaxCrossEntropy(logits, labels *Node) *Node {
+	b, k := logits.Shape().Dimensions[0], logits.Shape().Dimensions[1]
+	labels = Reshape(labels, b)
+	shift := StopGradient(ReduceAndKeep(logits, ReduceMax, 1))
+	shifted := Sub(logits, shift)
+	logSumExp := Log(ReduceSum(Exp(shifted), 1))                            // [B]
+	picked := ReduceSum(Mul(shifted, OneHot(labels, k, logits.DType())), 1) // [B]
+	return ReduceAllMean(Sub(logSumExp, picked))
+}

@@ -117,8 +117,10 @@ func captureProbes(b backends.Backend, root *mlctx.Context, net Network, layers 
 			}
 			return net.Dense(ctx, name, x, outDim)
 		}
-		net.logits(ctx.In(ModelScope), probe, x, HeadA, classesA)
-		return probes
+		logits := net.logits(ctx.In(ModelScope), probe, x, HeadA, classesA)
+		// The logits go out too: GoMLX v0.25's simplego panics ("index out
+		// of range") on a graph whose outputs leave parameters unused.
+		return append(probes, logits)
 	})
 	if err != nil {
 		return nil, err
@@ -132,8 +134,8 @@ func captureProbes(b backends.Backend, root *mlctx.Context, net Network, layers 
 	if err != nil {
 		return nil, fmt.Errorf("run dir: capturing probes: %w", err)
 	}
-	ts := make([]safetensors.Tensor, len(outs))
-	for i, t := range outs {
+	ts := make([]safetensors.Tensor, len(names))
+	for i, t := range outs[:len(names)] {
 		ts[i] = safetensors.FromFloats(names[i], t.Shape().Dimensions, tensors.MustCopyFlatData[float32](t))
 	}
 	return ts, nil

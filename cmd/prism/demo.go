@@ -199,6 +199,9 @@ type demoModelConfig struct {
 	Seed                                  uint64
 }
 
+// demoLayerBeta is how much faster each deeper layer's spectrum decays.
+const demoLayerBeta = 0.04
+
 // demoSpectrum is the singular-value profile of a generated weight with k
 // values: a power law σᵢ = c·(i+1)^(−β), the top few lifted (as trained
 // weights have a handful of dominant directions), scaled so ‖W‖_F = norm.
@@ -300,12 +303,14 @@ func writeDemoModel(path string, c demoModelConfig) (map[string][]float64, error
 	add("vit.embeddings.patch_embeddings.projection.bias", []int{d}, gauss(d, 0.02))
 	for l := range c.Layers {
 		p := fmt.Sprintf("vit.encoder.layer.%d.", l)
-		linear(p+"attention.attention.query", d, d, 0.5, 3)
-		linear(p+"attention.attention.key", d, d, 0.5, 3)
-		linear(p+"attention.attention.value", d, d, 0.35, 2)
-		linear(p+"attention.output.dense", d, d, 0.35, 2)
-		linear(p+"intermediate.dense", mlp, d, 0.25, 3)
-		linear(p+"output.dense", d, mlp, 0.25, 3)
+		// Deeper layers decay a little faster, keys a little faster than queries.
+		dl := demoLayerBeta * float64(l)
+		linear(p+"attention.attention.query", d, d, 0.5+dl, 3)
+		linear(p+"attention.attention.key", d, d, 0.55+dl, 3)
+		linear(p+"attention.attention.value", d, d, 0.35+dl, 2)
+		linear(p+"attention.output.dense", d, d, 0.3+dl, 2)
+		linear(p+"intermediate.dense", mlp, d, 0.25+dl, 3)
+		linear(p+"output.dense", d, mlp, 0.2+dl, 3)
 		add(p+"layernorm_before.weight", []int{d}, fill(d, 1))
 		add(p+"layernorm_before.bias", []int{d}, fill(d, 0))
 		add(p+"layernorm_after.weight", []int{d}, fill(d, 1))
@@ -513,9 +518,9 @@ func demoMarkdown(c demoModelConfig, o demoOptions, results []demoResult) string
 	fmt.Fprintf(&b, "**Model** (`model.safetensors`): a ViT-like encoder in HuggingFace's ViT tensor layout, "+
 		"%d layers, hidden size %d, MLP %d, patch embedding, position embeddings and a %d-class head, F32, seed %d. "+
 		"Each of its %d linear encoder weights is W = U·diag(σ)·Vᵀ with random orthonormal U, V and a designed "+
-		"power-law spectrum σᵢ ∝ (i+1)^−β (β = 0.5 query/key, 0.35 value/output, 0.25 MLP; the top 2–3 values lifted), "+
+		"power-law spectrum σᵢ ∝ (i+1)^−β (β from 0.5–0.55 for query/key, 0.3–0.35 for value/output and 0.2–0.25 for the MLP in layer 0, growing by %.2f per layer; the top 2–3 values lifted), "+
 		"so the singular values every adapter should hold are known exactly.\n\n",
-		c.Layers, c.Hidden, 4*c.Hidden, c.Classes, c.Seed, 6*c.Layers)
+		c.Layers, c.Hidden, 4*c.Hidden, c.Classes, c.Seed, 6*c.Layers, demoLayerBeta)
 	fmt.Fprintf(&b, "**Adapters**: `prism lowrank init --in model.safetensors --rank %d --svd full --targets '<encoder linear weights>' FLAGS`, "+
 		"rank r = %d, α = r (scale 1). Every weight has k = min(m, n) = %d singular values, so every layer gets the same start s. "+
 		"Each output file was read back and checked in float64 against the model file:\n\n", o.Rank, o.Rank, k)

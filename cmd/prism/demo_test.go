@@ -48,7 +48,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := demoSpectrum(48, 0.25, math.Sqrt(48)*0.6, 3)
+	want := demoSpectrum(48, 0.25+demoLayerBeta, math.Sqrt(48)*0.6, 3)
 	for i, s := range f.S {
 		if math.Abs(s-want[i]) > 1e-5*want[0] {
 			t.Fatalf("σ_%d = %v, designed %v", i, s, want[i])

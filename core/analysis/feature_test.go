@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -175,17 +176,20 @@ func probeCovariances(t *testing.T, x, w0, w1 mat.Matrix) (*mat.SymDense, *mat.S
 
 // FeatureSpace (which never forms Y or an m×m matrix) agrees with the
 // brute-force decomposition of the explicit output covariances, with few
-// probes (N ≤ n, factor from X) and many (N > n, factor from Σ_X), for wide
-// and tall layers.
+// probes (N ≤ n, factor from X) and many (N > n, pivoted Cholesky of Σ_X,
+// also when inputs have no variance), for wide and tall layers (both the
+// m ≤ p and the Gram branch).
 func TestFeatureSpaceMatchesExplicitCovariances(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		nSamples, m, n int
+		dead           int // input columns without variance (image borders)
 	}{
-		{"few probes tall", 9, 14, 12},
-		{"many probes tall", 200, 14, 6},
-		{"many probes wide", 150, 5, 9},
-		{"few probes wide", 4, 6, 10},
+		{"few probes tall", 9, 14, 12, 0},
+		{"many probes tall", 200, 14, 6, 0},
+		{"many probes wide", 150, 5, 9, 0},
+		{"few probes wide", 4, 6, 10, 0},
+		{"many probes, dead inputs", 120, 7, 10, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := newRand(24)
@@ -193,7 +197,11 @@ func TestFeatureSpaceMatchesExplicitCovariances(t *testing.T) {
 			// Anisotropic inputs with a large common offset.
 			for i := 0; i < tc.nSamples; i++ {
 				for j := 0; j < tc.n; j++ {
-					x.Set(i, j, x.At(i, j)*float64(j+1)+100)
+					v := x.At(i, j)*float64(j+1) + 100
+					if j < tc.dead {
+						v = 0.5
+					}
+					x.Set(i, j, v)
 				}
 			}
 			w0 := randDense(rng, tc.m, tc.n)
@@ -424,4 +432,24 @@ func TestCovarianceStreamsStably(t *testing.T) {
 	if err := c.Add(randDense(rng, 2, n+1)); err == nil {
 		t.Error("width change accepted")
 	}
+}
+
+func ExampleFeatureSpaceFromCovariances() {
+	// Old-task features with variances 4 and 1 along the axes. After
+	// fine-tuning the second feature's variance grows by 0.5 and the two
+	// become correlated (covariance 0.5): a rotation of the feature space.
+	before := mat.NewSymDense(2, []float64{4, 0, 0, 1})
+	after := mat.NewSymDense(2, []float64{4, 0.5, 0.5, 1.5})
+	f, err := FeatureSpaceFromCovariances(before, after, FeatureOptions{Split: SplitOptions{KeepDelta: true}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("Λ = %v\n", f.Lambda)
+	fmt.Printf("ΔΣ = %v\n", mat.Formatted(f.Delta, mat.Prefix("     ")))
+	fmt.Printf("variance change along old directions %v, rotation ‖off‖ = %.3f\n", f.Diag, f.OffNorm)
+	// Output:
+	// Λ = [4 1]
+	// ΔΣ = ⎡  0  0.5⎤
+	//      ⎣0.5  0.5⎦
+	// variance change along old directions [0 0.5], rotation ‖off‖ = 0.707
 }

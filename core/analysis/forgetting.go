@@ -3,11 +3,13 @@ package analysis
 import (
 	"fmt"
 	"math"
+
+	"github.com/prism-lora/prism/core/lowrank"
 )
 
-// Float is the element type of logits: float32 or float64. Sums are always
-// accumulated in float64.
-type Float interface{ ~float32 | ~float64 }
+// Float is the element type of logits: float32 or float64 (lowrank.Float).
+// Sums are always accumulated in float64.
+type Float = lowrank.Float
 
 // LogSoftmax writes log p_c = z_c − log Σ_d exp z_d for one row of logits into
 // dst (grown as needed) and returns it. It subtracts the row maximum first, so

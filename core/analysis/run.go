@@ -1,6 +1,9 @@
 package analysis
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // Run is the analysis of one fine-tuning run: what changed in each adapted
 // layer and what the model forgot. Tables and figures are drawn from it.
@@ -16,6 +19,42 @@ type Run struct {
 	// Checkpoints follows the change along training (empty when the run
 	// stored no checkpoints).
 	Checkpoints []CheckpointSummary
+	// Continual holds the metrics of a task sequence (nil for a single
+	// fine-tuning).
+	Continual *Continual
+}
+
+// Continual is a run over a sequence of tasks.
+type Continual struct {
+	// Tasks names the tasks in training order; Accuracy is R (T×T).
+	Tasks    []string
+	Accuracy AccuracyMatrix
+	// Stages holds ACC, BWT and mean forgetting after each stage.
+	Stages []StageSummary
+	// ForwardTransfer is FWT (NaN without baselines or the entries above
+	// the diagonal).
+	ForwardTransfer float64
+}
+
+// NewContinual checks r and computes the metrics of every stage; baseline
+// (accuracy of each task before any training) may be nil.
+func NewContinual(tasks []string, r AccuracyMatrix, baseline []float64) (*Continual, error) {
+	if len(tasks) != len(r) {
+		return nil, fmt.Errorf("%d task names for a %d-task accuracy matrix", len(tasks), len(r))
+	}
+	stages, err := r.Trajectory()
+	if err != nil {
+		return nil, err
+	}
+	c := &Continual{Tasks: tasks, Accuracy: r, Stages: stages, ForwardTransfer: math.NaN()}
+	if baseline != nil {
+		fwt, err := r.ForwardTransfer(baseline)
+		if err != nil {
+			return nil, err
+		}
+		c.ForwardTransfer = fwt
+	}
+	return c, nil
 }
 
 // Layer is the analysis of one adapted layer.

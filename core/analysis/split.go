@@ -7,13 +7,17 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// DefaultHeatBins is the default number of bins per axis of Split.Heat.
+// DefaultHeatBins is the default number of bins per axis of Split.HeatRMS.
 const DefaultHeatBins = 128
 
 // SplitOptions configure SplitChange.
 type SplitOptions struct {
-	// Bands are the index ranges to summarise; nil means Deciles(k).
+	// Bands are the index ranges to summarise; nil means BandCount equal
+	// bands (EqualBands).
 	Bands []Band
+	// BandCount is the number of equal bands used when Bands is nil;
+	// 0 means 10 (deciles).
+	BandCount int
 	// Window marks the fine-tuned components (weight space); zero for none.
 	Window Window
 	// HeatBins is the number of bins per axis of the binned |D| map;
@@ -127,7 +131,11 @@ func SplitChange(d *mat.Dense, o SplitOptions) (Split, error) {
 	}
 	bands := o.Bands
 	if bands == nil {
-		bands = Deciles(k)
+		count := o.BandCount
+		if count <= 0 {
+			count = 10
+		}
+		bands = EqualBands(k, count)
 	}
 	if err := checkBands(bands, k); err != nil {
 		return Split{}, err

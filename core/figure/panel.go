@@ -256,17 +256,24 @@ func (p *Panel) HLine(i int, name string, y, std float64) error {
 	return nil
 }
 
-// Front highlights a set of points, e.g. a Pareto front: a thin black line
-// through them in x order and a large open ring around each.
+// Front highlights the points of a Pareto front: a large open ring around
+// each and a thin black staircase through them in x order (from each point
+// horizontally to the next point's x, then vertically to it) — the boundary
+// of the region the front dominates when x is minimised and y maximised (or
+// x maximised and y minimised).
 func (p *Panel) Front(name string, xs, ys []float64) error {
 	if err := checkSeries(name, xs, map[string][]float64{"ys": ys}); err != nil {
 		return err
 	}
-	pts := xys(xs, ys)
-	if len(pts) == 0 {
+	marks := xys(xs, ys)
+	if len(marks) == 0 {
 		return nil
 	}
-	sort.SliceStable(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
+	sort.SliceStable(marks, func(a, b int) bool { return marks[a].X < marks[b].X })
+	pts := plotter.XYs{marks[0]}
+	for i := 1; i < len(marks); i++ {
+		pts = append(pts, plotter.XY{X: marks[i].X, Y: marks[i-1].Y}, marks[i])
+	}
 	ls := draw.LineStyle{Color: color.NRGBA{A: 0xB0}, Width: vg.Points(0.7)}
 	gs := draw.GlyphStyle{Color: Black, Radius: vg.Points(GlyphRadius + 2), Shape: draw.RingGlyph{}}
 	line, err := plotter.NewLine(pts)
@@ -274,7 +281,7 @@ func (p *Panel) Front(name string, xs, ys []float64) error {
 		return fmt.Errorf("figure: front %q: %w", name, err)
 	}
 	line.LineStyle = ls
-	rings, err := plotter.NewScatter(pts)
+	rings, err := plotter.NewScatter(marks)
 	if err != nil {
 		return fmt.Errorf("figure: front %q: %w", name, err)
 	}

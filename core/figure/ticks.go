@@ -2,6 +2,7 @@ package figure
 
 import (
 	"math"
+	"sort"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -83,6 +84,21 @@ func (t NiceTicks) Ticks(min, max float64) []plot.Tick {
 			continue
 		}
 		ticks = append(ticks, plot.Tick{Value: v})
+	}
+	return ticks
+}
+
+// TicksAt labels exactly the given values (e.g. the learning rates of a
+// grid), in the shortest form that reads back exactly.
+func TicksAt(values ...float64) plot.Ticker {
+	vs := append([]float64(nil), values...)
+	sort.Float64s(vs)
+	ticks := make(plot.ConstantTicks, 0, len(vs))
+	for i, v := range vs {
+		if i > 0 && v == vs[i-1] {
+			continue
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
 	}
 	return ticks
 }

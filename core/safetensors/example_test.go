@@ -66,3 +66,46 @@ func ExampleOpen_corrupt() {
 	// true
 	// tensor "w": data_offsets [0, 16] run past the end of the data section (8 bytes): file truncated?
 }
+
+// Create fixes the layout up front, so tensors can be produced one at a time
+// (in any order, from several goroutines) and written straight to their
+// place in the file; nothing appears at the path until Commit.
+func ExampleCreate() {
+	dir, err := os.MkdirTemp("", "safetensors-create")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "big.safetensors")
+	specs := []safetensors.Spec{
+		{Name: "layer.0", DType: safetensors.F32, Shape: []int{2, 2}},
+		{Name: "layer.1", DType: safetensors.F32, Shape: []int{2, 2}},
+	}
+	fw, err := safetensors.Create(path, specs, map[string]string{"note": "streamed"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer fw.Abort() // removes the temporary file unless Commit succeeded
+	for i := len(specs) - 1; i >= 0; i-- {
+		values := []float32{float32(i), 1, 2, 3}
+		if err := fw.Put(safetensors.FromFloats(specs[i].Name, specs[i].Shape, values)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		fmt.Println("not visible before Commit")
+	}
+	if err := fw.Commit(); err != nil {
+		log.Fatal(err)
+	}
+	r, err := safetensors.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	v, _ := r.Float32s("layer.1")
+	fmt.Println(r.Names(), v)
+	// Output:
+	// not visible before Commit
+	// [layer.0 layer.1] [1 1 2 3]
+}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"image"
 	"image/color"
 	"math"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/prism-lora/prism/core/analysis"
 	"github.com/prism-lora/prism/core/figure"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -170,11 +172,18 @@ func heatPanelOf(run string, s analysis.Split) heatPanel {
 	return h
 }
 
+// Heatmap axis labels: ΔM's rows are output-side components (u_i), its
+// columns input-side ones (v_j); ΔΣ is symmetric in feature directions.
+const (
+	weightX, weightY   = "input component j", "output component i"
+	featureX, featureY = "feature direction j", "feature direction i"
+)
+
 // heatmap is a figure of binned |D| heatmaps side by side on one log colour
 // scale, with a colour bar.
 type heatmap struct {
-	title, axis, symbol string
-	panels              []heatPanel
+	title, xLabel, yLabel, symbol string
+	panels                        []heatPanel
 }
 
 // Save writes the heatmap as basePath.svg, .pdf and .png.
@@ -186,18 +195,19 @@ func (h heatmap) Save(basePath string) error {
 	} else if n == 2 {
 		size = figure.TwoColumn.WithHeight(3.3 * vg.Inch)
 	}
-	return saveFormats(basePath, size, h.draw)
+	cm := h.colorMap()
+	images := make([]image.Image, n)
+	for k, p := range h.panels {
+		if p.rms != nil {
+			images[k] = binnedImage(p.rms, p.bandLo, p.k, cm)
+		}
+	}
+	return saveFormats(basePath, size, func(c draw.Canvas) { h.draw(c, cm, images) })
 }
 
-// paper is a figure.Figure saved through saveFormats.
-type paper struct{ *figure.Figure }
-
-// Save writes the figure as basePath.svg, .pdf and .png.
-func (p paper) Save(basePath string) error { return saveFormats(basePath, p.Size, p.Draw) }
-
-func (h heatmap) draw(c draw.Canvas) {
-	c.SetColor(color.White)
-	c.Fill(c.Rectangle.Path())
+// colorMap is the log10 colour scale shared by the panels: Decades decades
+// below the largest value's decade.
+func (h heatmap) colorMap() palette.ColorMap {
 	top := 0.0
 	for _, p := range h.panels {
 		for _, row := range p.rms {
@@ -212,23 +222,34 @@ func (h heatmap) draw(c draw.Canvas) {
 	cm := moreland.ExtendedBlackBody()
 	cm.SetMax(math.Ceil(math.Log10(top)))
 	cm.SetMin(cm.Max() - Decades)
+	return cm
+}
 
+// paper is a figure.Figure saved through saveFormats.
+type paper struct{ *figure.Figure }
+
+// Save writes the figure as basePath.svg, .pdf and .png.
+func (p paper) Save(basePath string) error { return saveFormats(basePath, p.Size, p.Draw) }
+
+func (h heatmap) draw(c draw.Canvas, cm palette.ColorMap, images []image.Image) {
+	c.SetColor(color.White)
+	c.Fill(c.Rectangle.Path())
 	barWidth := vg.Points(50)
 	main := draw.Crop(c, 0, -barWidth, 0, 0)
 	strip := draw.Crop(c, c.Max.X-c.Min.X-barWidth, 0, 0, 0)
 	plots := make([][]*plot.Plot, 1)
-	for _, p := range h.panels {
+	for k, p := range h.panels {
 		title := p.run
 		if h.title != "" {
 			title = p.run + " — " + h.title
 		}
-		pl := figure.NewPlot(title, "input "+h.axis+" j", "output "+h.axis+" i")
+		pl := figure.NewPlot(title, h.xLabel, h.yLabel)
 		plots[0] = append(plots[0], pl)
 		if p.rms == nil {
 			continue
 		}
 		size := float64(p.k)
-		pl.Add(matrixImage{img: binnedImage(p.rms, p.bandLo, p.k, cm), size: size})
+		pl.Add(matrixImage{img: images[k], size: size})
 		if !p.window.Empty() {
 			pl.Add(windowBox{lo: float64(p.window.Start), hi: float64(p.window.End()), size: size,
 				line: draw.LineStyle{Color: figure.SkyBlue, Width: vg.Points(0.8), Dashes: []vg.Length{vg.Points(3), vg.Points(1.5)}}})
@@ -264,6 +285,7 @@ func (h heatmap) draw(c draw.Canvas) {
 //	feature_mean      ΔΣ_Y diagonal vs off-diagonal along the feature direction (runs with probes)
 //	bands             ‖diag‖ and ‖off‖ by band of components, every run on one axis
 //	checkpoints       forgetting and weight change along training (runs with checkpoints)
+//	continual         average accuracy and backward transfer over a task sequence
 //	layers/LAYER_profile, LAYER_heatmap, LAYER_feature   the same per layer (PerLayer)
 //
 // Layers are averaged only with layers of the same size q as the run's most
@@ -311,7 +333,7 @@ func WriteFigures(dir string, runs []analysis.Run, o FigureOptions) ([]string, e
 		if err := save("profile_mean", f); err != nil {
 			return written, err
 		}
-		if err := save("heatmap_mean", heatmap{axis: "component", symbol: "ΔM", panels: heats}); err != nil {
+		if err := save("heatmap_mean", heatmap{xLabel: weightX, yLabel: weightY, symbol: "ΔM", panels: heats}); err != nil {
 			return written, err
 		}
 		if err := save("bands", bandsFigure(runs)); err != nil {
@@ -326,12 +348,17 @@ func WriteFigures(dir string, runs []analysis.Run, o FigureOptions) ([]string, e
 		if err := save("feature_mean", f); err != nil {
 			return written, err
 		}
-		if err := save("feature_heatmap_mean", heatmap{axis: "direction", symbol: "ΔΣ", panels: featureHeats}); err != nil {
+		if err := save("feature_heatmap_mean", heatmap{xLabel: featureX, yLabel: featureY, symbol: "ΔΣ", panels: featureHeats}); err != nil {
 			return written, err
 		}
 	}
 	if hasCheckpoints(runs) {
 		if err := save("checkpoints", checkpointFigure(runs)); err != nil {
+			return written, err
+		}
+	}
+	if hasContinual(runs) {
+		if err := save("continual", continualFigure(runs)); err != nil {
 			return written, err
 		}
 	}
@@ -360,7 +387,7 @@ func WriteFigures(dir string, runs []analysis.Run, o FigureOptions) ([]string, e
 		if err := save(stem+"_profile", f); err != nil {
 			return written, err
 		}
-		if err := save(stem+"_heatmap", heatmap{title: layer, axis: "component", symbol: "ΔM", panels: heat}); err != nil {
+		if err := save(stem+"_heatmap", heatmap{title: layer, xLabel: weightX, yLabel: weightY, symbol: "ΔM", panels: heat}); err != nil {
 			return written, err
 		}
 		if len(feat) > 0 {
@@ -527,6 +554,35 @@ func checkpointFigure(runs []analysis.Run) *figure.Figure {
 		_ = mix.Line(i, run.Name, xs, r)
 	}
 	return &figure.Figure{Panels: [][]*figure.Panel{{drop, kl, mix}}, Size: figure.TwoColumn.WithHeight(2.6 * vg.Inch), Legend: figure.LegendBelow}
+}
+
+// continualFigure follows runs over a task sequence: average accuracy and
+// backward transfer after each stage.
+func continualFigure(runs []analysis.Run) *figure.Figure {
+	acc := figure.NewPanel("average accuracy on tasks seen", "tasks trained", "ACC (%)")
+	bwt := figure.NewPanel("backward transfer", "tasks trained", "BWT (points)")
+	var stages []float64
+	for i, run := range runs {
+		c := run.Continual
+		if c == nil {
+			continue
+		}
+		for len(stages) < len(c.Stages) {
+			stages = append(stages, float64(len(stages)+1))
+		}
+		var xs, a, b []float64
+		for _, st := range c.Stages {
+			xs = append(xs, float64(st.Stage+1))
+			a = append(a, 100*st.AverageAccuracy)
+			b = append(b, 100*st.BackwardTransfer)
+		}
+		_ = acc.Line(i, run.Name, xs, a)
+		_ = bwt.Line(i, run.Name, xs, b)
+	}
+	for _, p := range []*figure.Panel{acc, bwt} {
+		p.Plot.X.Tick.Marker = figure.TicksAt(stages...)
+	}
+	return &figure.Figure{Panels: [][]*figure.Panel{{acc, bwt}}, Size: figure.TwoColumn.WithHeight(2.6 * vg.Inch), Legend: figure.LegendBelow}
 }
 
 func layerNames(runs []analysis.Run) []string {

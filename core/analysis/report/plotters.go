@@ -87,10 +87,11 @@ func binnedImage(rms [][]float64, bandLo []int, k int, cm palette.ColorMap) imag
 			bin[i] = b
 		}
 	}
+	nb := len(rms)
+	colors := make([]color.Color, nb*nb)
 	lo := cm.Min()
-	for y := 0; y < px; y++ {
-		for x := 0; x < px; x++ {
-			v := rms[bin[y/scale]][bin[x/scale]]
+	for a := range rms {
+		for b, v := range rms[a] {
 			lv := lo
 			if v > 0 {
 				lv = math.Max(lo, math.Min(cm.Max(), math.Log10(v)))
@@ -99,7 +100,12 @@ func binnedImage(rms [][]float64, bandLo []int, k int, cm palette.ColorMap) imag
 			if err != nil {
 				col = color.White
 			}
-			img.Set(x, y, col)
+			colors[a*nb+b] = col
+		}
+	}
+	for y := 0; y < px; y++ {
+		for x := 0; x < px; x++ {
+			img.Set(x, y, colors[bin[y/scale]*nb+bin[x/scale]])
 		}
 	}
 	return img

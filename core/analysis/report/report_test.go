@@ -97,6 +97,14 @@ func syntheticRuns(t testing.TB) []analysis.Run {
 			}
 			run.Layers = append(run.Layers, analysis.Layer{Name: shapes[li].name, Weight: wc, Feature: &fc})
 		}
+		nan := math.NaN()
+		drop := 0.05 * float64(r+1)
+		cont, err := analysis.NewContinual([]string{"A", "B", "C"}, analysis.AccuracyMatrix{
+			{0.95, nan, nan}, {0.95 - drop, 0.9, nan}, {0.95 - 2*drop, 0.9 - drop, 0.92}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Continual = cont
 		for step := 0; step <= 300; step += 100 {
 			d, o := analysis.SummarizeLayers(run.Layers)
 			frac := float64(step) / 300
@@ -160,6 +168,10 @@ func TestTablesAreCompleteAndParse(t *testing.T) {
 	if n := len(ComponentTable(runs).Rows); n != 3*(48+48) {
 		t.Errorf("component table has %d rows, want %d", n, 3*96)
 	}
+	// mid, stage 2: ACC = (0.75+0.80+0.92)/3, BWT = ((0.75−0.95)+(0.80−0.90))/2, forgetting (0.2+0.1)/2.
+	if c := ContinualTable(runs); len(c.Rows) != 9 || !strings.Contains(c.String(), "| mid | 2 | C | 82.33 | -15 | 15 | – |") {
+		t.Errorf("continual table:\n%s", c)
+	}
 	s := ForgettingTable(runs).String()
 	if !strings.Contains(s, "| pissa | pissa | 98 | 90 | 8 |") {
 		t.Errorf("forgetting table:\n%s", s)
@@ -188,7 +200,7 @@ func TestWriteFiguresProducesReadableFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"profile_mean", "heatmap_mean", "bands", "feature_mean", "feature_heatmap_mean", "checkpoints",
+	want := []string{"profile_mean", "heatmap_mean", "bands", "feature_mean", "feature_heatmap_mean", "checkpoints", "continual",
 		"layers/blocks.0.mlp.fc1_profile", "layers/blocks.0.mlp.fc1_heatmap", "layers/blocks.0.attn.proj_feature"}
 	have := map[string]bool{}
 	for _, w := range written {

@@ -117,10 +117,15 @@ func meanRow(run string, rows [][]any) []any {
 	return out
 }
 
-var bandColumns = []Column{
-	{"run", "run"}, {"layer", "layer"}, {"band", "band"}, {"lo", "from"}, {"hi", "to"},
-	{"in_window", "in window"}, {"mean_diag", "mean ΔM_ii"}, {"diag_norm", "‖diag‖"},
-	{"off_row_norm", "‖off‖ rows"}, {"off_col_norm", "‖off‖ cols"}, {"energy_share", "energy share"},
+// bandColumns are the columns of a band table of the change symbol (ΔM or
+// ΔΣ); windowed tables have an in-window column.
+func bandColumns(symbol string, windowed bool) []Column {
+	cols := []Column{{"run", "run"}, {"layer", "layer"}, {"band", "band"}, {"lo", "from"}, {"hi", "to"}}
+	if windowed {
+		cols = append(cols, Column{"in_window", "in window"})
+	}
+	return append(cols, Column{"mean_diag", "mean " + symbol + "_ii"}, Column{"diag_norm", "‖diag‖"},
+		Column{"off_row_norm", "‖off‖ rows"}, Column{"off_col_norm", "‖off‖ cols"}, Column{"energy_share", "energy share"})
 }
 
 // BandTable summarises the weight-space change over bands of components
@@ -128,7 +133,7 @@ var bandColumns = []Column{
 // it always has the bands averaged over each run's layers (layer "mean",
 // bounds as fractions of q, in-window as a fraction of the band).
 func BandTable(runs []analysis.Run, perLayer bool) Table {
-	return bandTable("bands", "Weight-space change by band of components", runs, perLayer,
+	return bandTable("bands", "Weight-space change by band of components", "ΔM", true, runs, perLayer,
 		func(l analysis.Layer) *analysis.Split { return &l.Weight.Split },
 		"Bands of pretrained singular components (index 0 = largest). energy share = share of ‖ΔM‖² in the band's rows. "+
 			"\"mean\" rows average band by band over layers (norms as root mean squares; from/to as fractions of q).")
@@ -137,7 +142,7 @@ func BandTable(runs []analysis.Run, perLayer bool) Table {
 // FeatureBandTable is BandTable for the feature-space change ΔΣ_Y (bands of
 // old-task feature directions, index 0 = most variance).
 func FeatureBandTable(runs []analysis.Run, perLayer bool) Table {
-	return bandTable("feature_bands", "Feature-space change by band of old-task feature directions", runs, perLayer,
+	return bandTable("feature_bands", "Feature-space change by band of old-task feature directions", "ΔΣ", false, runs, perLayer,
 		func(l analysis.Layer) *analysis.Split {
 			if l.Feature == nil {
 				return nil
@@ -148,8 +153,14 @@ func FeatureBandTable(runs []analysis.Run, perLayer bool) Table {
 			"energy share = share of ‖ΔΣ‖² in the band's rows.")
 }
 
-func bandTable(name, title string, runs []analysis.Run, perLayer bool, pick func(analysis.Layer) *analysis.Split, note string) Table {
-	t := Table{Name: name, Title: title, Note: note, Columns: bandColumns}
+func bandTable(name, title, symbol string, windowed bool, runs []analysis.Run, perLayer bool, pick func(analysis.Layer) *analysis.Split, note string) Table {
+	t := Table{Name: name, Title: title, Note: note, Columns: bandColumns(symbol, windowed)}
+	row := func(cells ...any) []any {
+		if !windowed {
+			cells = append(cells[:5], cells[6:]...)
+		}
+		return cells
+	}
 	for _, run := range runs {
 		var splits []analysis.Split
 		for _, l := range run.Layers {
@@ -162,8 +173,8 @@ func bandTable(name, title string, runs []analysis.Run, perLayer bool, pick func
 				continue
 			}
 			for b, band := range s.Bands {
-				t.Rows = append(t.Rows, []any{run.Name, l.Name, b, band.Lo, band.Hi - 1, float64(band.InWindow),
-					band.MeanDiag, band.DiagNorm, band.OffRowNorm, band.OffColNorm, band.EnergyShare})
+				t.Rows = append(t.Rows, row(run.Name, l.Name, b, band.Lo, band.Hi-1, float64(band.InWindow),
+					band.MeanDiag, band.DiagNorm, band.OffRowNorm, band.OffColNorm, band.EnergyShare))
 			}
 		}
 		if len(splits) == 0 {
@@ -174,8 +185,8 @@ func bandTable(name, title string, runs []analysis.Run, perLayer bool, pick func
 			continue
 		}
 		for _, m := range mean {
-			t.Rows = append(t.Rows, []any{run.Name, MeanLayer, m.Index, m.Lo, m.Hi, m.InWindow,
-				m.MeanDiag, m.DiagNorm, m.OffRowNorm, m.OffColNorm, m.EnergyShare})
+			t.Rows = append(t.Rows, row(run.Name, MeanLayer, m.Index, m.Lo, m.Hi, m.InWindow,
+				m.MeanDiag, m.DiagNorm, m.OffRowNorm, m.OffColNorm, m.EnergyShare))
 		}
 	}
 	return t
@@ -265,6 +276,35 @@ func CheckpointTable(runs []analysis.Run) Table {
 	return t
 }
 
+// ContinualTable has one row per stage of each run over a task sequence:
+// average accuracy, backward transfer and mean forgetting after the stage,
+// and the run's forward transfer on its last row.
+func ContinualTable(runs []analysis.Run) Table {
+	t := Table{
+		Name: "continual", Title: "Continual learning over a task sequence",
+		Note: "After training on tasks 0…k: ACC = mean accuracy over them (%), BWT = mean change on earlier tasks since " +
+			"each was learnt (points, Lopez-Paz & Ranzato 2017), forgetting = mean drop from each earlier task's best " +
+			"accuracy (points, Chaudhry et al. 2018); FWT (points) on the last stage.",
+		Columns: []Column{{"run", "run"}, {"stage", "stage"}, {"task", "task trained"}, {"average_accuracy", "ACC (%)"},
+			{"backward_transfer", "BWT (points)"}, {"mean_forgetting", "forgetting (points)"}, {"forward_transfer", "FWT (points)"}},
+	}
+	for _, run := range runs {
+		c := run.Continual
+		if c == nil {
+			continue
+		}
+		for k, st := range c.Stages {
+			fwt := math.NaN()
+			if k == len(c.Stages)-1 {
+				fwt = 100 * c.ForwardTransfer
+			}
+			t.Rows = append(t.Rows, []any{run.Name, st.Stage, c.Tasks[k], 100 * st.AverageAccuracy,
+				100 * st.BackwardTransfer, 100 * st.MeanForgetting, fwt})
+		}
+	}
+	return t
+}
+
 // Tables returns every table for runs: markdown versions summarise (bands
 // averaged over layers only), CSV versions are complete.
 func Tables(runs []analysis.Run) (markdown, csv []Table) {
@@ -275,7 +315,20 @@ func Tables(runs []analysis.Run) (markdown, csv []Table) {
 		markdown = append(markdown, CheckpointTable(runs))
 		csv = append(csv, CheckpointTable(runs))
 	}
+	if hasContinual(runs) {
+		markdown = append(markdown, ContinualTable(runs))
+		csv = append(csv, ContinualTable(runs))
+	}
 	return markdown, csv
+}
+
+func hasContinual(runs []analysis.Run) bool {
+	for _, r := range runs {
+		if r.Continual != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func hasCheckpoints(runs []analysis.Run) bool {

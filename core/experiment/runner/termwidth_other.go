@@ -1,0 +1,7 @@
+//go:build !linux
+
+package runner
+
+import "os"
+
+func termWidth(*os.File) int { return 0 }

@@ -91,19 +91,19 @@ const (
 )
 
 // DefaultPretrain is the pretraining configuration of net on task; quick
-// trains on subsets for one epoch less.
+// trains 2 epochs on a subset at a higher learning rate (4e-3).
 func DefaultPretrain(net Network, task string, quick bool) PretrainConfig {
 	c := PretrainConfig{Network: net, Task: task, Hyper: DefaultPretrainHyper()}
 	if quick {
 		c.TrainSubset, c.TestSubset = QuickPretrainTrain, QuickPretrainTest
-		c.Hyper.Epochs = 2
+		c.Hyper.Epochs, c.Hyper.LearningRate = 2, 4e-3
 	}
 	return c
 }
 
 // DefaultFinetune is the fine-tuning configuration of method on task after
 // pre (rank 8, α = 16, the middle window for "window"); quick trains one
-// epoch on subsets.
+// epoch on subsets at a higher learning rate (3e-3).
 func DefaultFinetune(pre PretrainConfig, task, method string, quick bool) FinetuneConfig {
 	c := FinetuneConfig{
 		Pretrain: pre, Task: task, Method: method, Rank: 8, Alpha: 16,
@@ -112,7 +112,7 @@ func DefaultFinetune(pre PretrainConfig, task, method string, quick bool) Finetu
 	}
 	if quick {
 		c.TrainSubset, c.TestSubset, c.OldTestSubset = QuickFinetuneTrain, QuickFinetuneTest, QuickOldTest
-		c.Hyper.Epochs = 1
+		c.Hyper.Epochs, c.Hyper.LearningRate = 1, 3e-3
 	}
 	return c
 }

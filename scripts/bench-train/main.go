@@ -109,7 +109,9 @@ func main() {
 			model = func(ctx *context.Context, x *Node) *Node { return models.ViT(ctx, vit, models.Run{}, x) }
 			opt = optimizers.Adam().LearningRate(1e-3).WeightDecay(0.01).Done()
 		case "mlp":
-			model = func(ctx *context.Context, x *Node) *Node { return models.MLP(ctx, models.DefaultMLP(), models.Run{}, x) }
+			model = func(ctx *context.Context, x *Node) *Node {
+				return models.MLP(ctx, models.DefaultMLP(), models.Run{}, x)
+			}
 			opt = optimizers.Adam().LearningRate(1e-3).Done()
 			input = flatT
 		default:
@@ -183,7 +185,8 @@ func loraLinear(target *regexp.Regexp, rank int, alpha float64) models.Linear {
 		a := models.Param(scope, "A", x.DType(), []int{rank, in}, models.UniformInit(1/math.Sqrt(float64(in))))
 		bb := models.Param(scope, "B", x.DType(), []int{outDim, rank}, models.NormalInit(0.01))
 		g := x.Graph()
-		low := models.DenseWith(models.DenseWith(x, a.ValueGraph(g), nil), bb.ValueGraph(g), nil)
-		return Add(y, MulScalar(low, alpha/float64(rank)))
+		// scale·(x·Aᵀ)·Bᵀ with the scale applied to the small B, not the output.
+		scaledB := MulScalar(bb.ValueGraph(g), alpha/float64(rank))
+		return Add(y, models.DenseWith(models.DenseWith(x, a.ValueGraph(g), nil), scaledB, nil))
 	}
 }

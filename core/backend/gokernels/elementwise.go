@@ -292,15 +292,52 @@ func unaryExecutor(op backends.OpType, fn func(out, in []float32)) executor {
 	}
 }
 
-func expChunk(out, in []float32) {
+func expChunkGo(out, in []float32) {
 	for i, x := range in {
 		out[i] = expf(x)
 	}
 }
 
-func erfChunk(out, in []float32) {
+func erfChunkGo(out, in []float32) {
 	for i, x := range in {
 		out[i] = erff(x)
+	}
+}
+
+// sqrtChunk, rsqrtChunk, absChunk and signChunk compute exactly what
+// simplego's executors compute (same float64 arithmetic), on several cores.
+func sqrtChunk(out, in []float32) {
+	for i, x := range in {
+		out[i] = float32(math.Sqrt(float64(x)))
+	}
+}
+
+func rsqrtChunk(out, in []float32) {
+	for i, x := range in {
+		out[i] = float32(1 / math.Sqrt(float64(x)))
+	}
+}
+
+func absChunk(out, in []float32) {
+	for i, x := range in {
+		if x < 0 {
+			out[i] = -x
+		} else {
+			out[i] = x
+		}
+	}
+}
+
+func signChunk(out, in []float32) {
+	for i, x := range in {
+		switch {
+		case x < 0:
+			out[i] = -1
+		case x > 0:
+			out[i] = 1
+		default:
+			out[i] = 0
+		}
 	}
 }
 

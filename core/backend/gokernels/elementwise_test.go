@@ -131,4 +131,7 @@ func TestUnaryOpsMatchStock(t *testing.T) {
 	compareWithStock(t, "Exp", 2e-7, func(xs []*Node) *Node { return Exp(MulScalar(xs[0], 30)) }, x)
 	compareWithStock(t, "Erf", 2e-7, func(xs []*Node) *Node { return Erf(MulScalar(xs[0], 3)) }, x)
 	compareWithStock(t, "Neg", 0, func(xs []*Node) *Node { return Neg(xs[0]) }, x)
+	compareWithStock(t, "Sqrt", 0, func(xs []*Node) *Node { return Sqrt(Abs(xs[0])) }, x)
+	compareWithStock(t, "Rsqrt", 0, func(xs []*Node) *Node { return Rsqrt(AddScalar(Abs(xs[0]), 0.01)) }, x)
+	compareWithStock(t, "Sign", 0, func(xs []*Node) *Node { return Sign(xs[0]) }, x)
 }

@@ -64,10 +64,17 @@ func Gemm(p Problem) {
 		})
 		return
 	}
+	blocks := (p.M + mc - 1) / mc
+	if p.K >= minSplitK*workers && (blocks < workers || p.K >= 4*max(p.M, p.N)) {
+		// A long contraction with few rows or a small output (weight
+		// gradients): split K, each goroutine accumulating into its own copy
+		// of C, then sum.
+		gemmSplitK(p, workers)
+		return
+	}
 	// Few (large) matrices: pack B once per depth block, split the rows of A.
 	s := getScratch()
 	defer putScratch(s)
-	blocks := (p.M + mc - 1) / mc
 	for b := range p.Batch {
 		for pc := 0; pc < p.K; pc += kc {
 			k := min(kc, p.K-pc)
@@ -81,6 +88,47 @@ func Gemm(p Problem) {
 					w.block(p, b, ic, min(mc, p.M-ic), pc, k, bPack)
 				}
 			})
+		}
+	}
+}
+
+// minSplitK is the contraction length per goroutine from which gemmSplitK is used.
+const minSplitK = 512
+
+// gemmSplitK computes p (C already zero) by splitting the contraction into
+// parts contiguous ranges, one per goroutine, summing the partial products.
+func gemmSplitK(p Problem, parts int) {
+	size := p.Batch * p.M * p.N
+	partial := make([][]float32, parts)
+	parallelFor(parts, parts, func(lo, hi int) {
+		s := getScratch()
+		defer putScratch(s)
+		for part := lo; part < hi; part++ {
+			k0, k1 := part*p.K/parts, (part+1)*p.K/parts
+			sub := p
+			sub.K = k1 - k0
+			sub.A.Data = p.A.Data[k0*p.A.Col:]
+			sub.B.Data = p.B.Data[k0*p.B.Col:]
+			if part == 0 {
+				sub.C = p.C
+			} else {
+				sub.C = make([]float32, size)
+				partial[part] = sub.C
+			}
+			for b := range sub.Batch {
+				for pc := 0; pc < sub.K; pc += kc {
+					k := min(kc, sub.K-pc)
+					s.packB(sub, b, pc, k)
+					for ic := 0; ic < sub.M; ic += mc {
+						s.block(sub, b, ic, min(mc, sub.M-ic), pc, k, s.bPack)
+					}
+				}
+			}
+		}
+	})
+	for _, c := range partial[1:] {
+		for i, v := range c {
+			p.C[i] += v
 		}
 	}
 }
@@ -122,8 +170,18 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{aPack: make([]floa
 func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
 func putScratch(s *scratch) { scratchPool.Put(s) }
 
-// packB packs B_b[:, pc:pc+k] into nr-column panels, k-major, zero-padded:
-// bPack[jp·k·nr + q·nr + jj] = B_b(jp·nr + jj, pc + q).
+// panelWidth is the width of the B panel starting at column j0: nr, or nr/2
+// for a last panel of at most nr/2 columns.
+func panelWidth(n, j0 int) int {
+	if n-j0 <= nr/2 {
+		return nr / 2
+	}
+	return nr
+}
+
+// packB packs B_b[:, pc:pc+k] into column panels (panelWidth), k-major,
+// zero-padded: panel jp starts at jp·k·nr and holds
+// bPack[jp·k·nr + q·w + jj] = B_b(jp·nr + jj, pc + q).
 func (s *scratch) packB(p Problem, b, pc, k int) {
 	panels := (p.N + nr - 1) / nr
 	need := panels * k * nr
@@ -134,23 +192,40 @@ func (s *scratch) packB(p Problem, b, pc, k int) {
 	B := p.B
 	base := b*B.Batch + pc*B.Col
 	for jp := range panels {
-		dst := s.bPack[jp*k*nr : (jp+1)*k*nr]
 		j0 := jp * nr
-		cols := min(nr, p.N-j0)
-		if cols < nr {
+		w := panelWidth(p.N, j0)
+		dst := s.bPack[jp*k*nr : jp*k*nr+k*w]
+		cols := min(w, p.N-j0)
+		if cols < w {
 			clear(dst)
 		}
 		if B.Row == 1 { // B stored k-major: a panel row is contiguous
-			for q := range k {
-				src := B.Data[base+q*B.Col+j0 : base+q*B.Col+j0+cols]
-				copy(dst[q*nr:q*nr+cols], src)
+			switch {
+			case cols == nr:
+				for q := range k {
+					o := base + q*B.Col + j0
+					*(*[nr]float32)(dst[q*nr : q*nr+nr]) = *(*[nr]float32)(B.Data[o : o+nr])
+				}
+			case cols == nr/2:
+				for q := range k {
+					o := base + q*B.Col + j0
+					*(*[nr / 2]float32)(dst[q*w : q*w+nr/2]) = *(*[nr / 2]float32)(B.Data[o : o+nr/2])
+				}
+			default:
+				for q := range k {
+					o := base + q*B.Col + j0
+					d := dst[q*w : q*w+cols]
+					for jj := range d {
+						d[jj] = B.Data[o+jj]
+					}
+				}
 			}
 			continue
 		}
 		for jj := range cols {
 			src := base + (j0+jj)*B.Row
 			for q := range k {
-				dst[q*nr+jj] = B.Data[src+q*B.Col]
+				dst[q*w+jj] = B.Data[src+q*B.Col]
 			}
 		}
 	}
@@ -162,29 +237,49 @@ func (s *scratch) packA(p Problem, b, ic, m, pc, k int) {
 	A := p.A
 	base := b*A.Batch + ic*A.Row + pc*A.Col
 	panels := (m + mr - 1) / mr
+	if m%mr != 0 {
+		clear(s.aPack[(panels-1)*k*mr : panels*k*mr])
+	}
+	if A.Row == 1 {
+		// A stored k-major: read each depth's m values as one contiguous run
+		// and deal them out to the panels.
+		full := m / mr
+		for q := range k {
+			src := A.Data[base+q*A.Col : base+q*A.Col+m]
+			for ip := range full {
+				d := (*[mr]float32)(s.aPack[ip*k*mr+q*mr : ip*k*mr+q*mr+mr])
+				a := (*[mr]float32)(src[ip*mr : ip*mr+mr])
+				d[0], d[1], d[2], d[3], d[4], d[5] = a[0], a[1], a[2], a[3], a[4], a[5]
+			}
+			if full < panels {
+				d := s.aPack[full*k*mr+q*mr:]
+				for ii, v := range src[full*mr:] {
+					d[ii] = v
+				}
+			}
+		}
+		return
+	}
 	for ip := range panels {
 		dst := s.aPack[ip*k*mr : (ip+1)*k*mr]
 		i0 := ip * mr
 		rows := min(mr, m-i0)
-		if rows < mr {
-			clear(dst)
-		}
-		if A.Row == 1 { // A stored k-major
+		if A.Col == 1 && rows == mr {
+			src := base + i0*A.Row
+			r0 := A.Data[src : src+k]
+			r1 := A.Data[src+A.Row : src+A.Row+k]
+			r2 := A.Data[src+2*A.Row : src+2*A.Row+k]
+			r3 := A.Data[src+3*A.Row : src+3*A.Row+k]
+			r4 := A.Data[src+4*A.Row : src+4*A.Row+k]
+			r5 := A.Data[src+5*A.Row : src+5*A.Row+k]
 			for q := range k {
-				src := A.Data[base+q*A.Col+i0 : base+q*A.Col+i0+rows]
-				copy(dst[q*mr:q*mr+rows], src)
+				d := (*[mr]float32)(dst[q*mr : q*mr+mr])
+				d[0], d[1], d[2], d[3], d[4], d[5] = r0[q], r1[q], r2[q], r3[q], r4[q], r5[q]
 			}
 			continue
 		}
 		for ii := range rows {
 			src := base + (i0+ii)*A.Row
-			if A.Col == 1 {
-				row := A.Data[src : src+k]
-				for q, v := range row {
-					dst[q*mr+ii] = v
-				}
-				continue
-			}
 			for q := range k {
 				dst[q*mr+ii] = A.Data[src+q*A.Col]
 			}
@@ -193,31 +288,70 @@ func (s *scratch) packA(p Problem, b, ic, m, pc, k int) {
 }
 
 // block multiplies rows [ic, ic+m) of A_b (depth block pc, k) with the packed
-// B panels into C_b.
+// B panels into C_b. Full mr-row panels of a row-major A are read in place
+// (no packing) when the direct kernels are available; other rows are packed.
 func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
-	s.packA(p, b, ic, m, pc, k)
 	c := p.C[b*p.M*p.N:]
 	ldc := p.N
+	packed := m // rows from ic+m−packed on go through packA
+	if (p.A.Col == 1 || p.A.Row == 1) && hasDirectKernel() {
+		full := m / mr * mr
+		packed = m - full
+		base := b*p.A.Batch + pc*p.A.Col
+		for jp := 0; jp*nr < p.N; jp++ {
+			j0 := jp * nr
+			w := panelWidth(p.N, j0)
+			cols := min(w, p.N-j0)
+			bp := bPack[jp*k*nr:]
+			for i0 := ic; i0 < ic+full; i0 += mr {
+				a := p.A.Data[base+i0*p.A.Row:]
+				if cols == w {
+					microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
+					continue
+				}
+				clear(s.tile[:])
+				microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, s.tile[:], nr)
+				s.addTile(c, i0, j0, ldc, mr, cols)
+			}
+		}
+		if packed == 0 {
+			return
+		}
+	}
+	ic += m - packed
+	m = packed
+	s.packA(p, b, ic, m, pc, k)
 	for jp := 0; jp*nr < p.N; jp++ {
 		j0 := jp * nr
-		cols := min(nr, p.N-j0)
+		w := panelWidth(p.N, j0)
+		kernel := microKernel
+		if w < nr {
+			kernel = microKernel8
+		}
+		cols := min(w, p.N-j0)
 		bp := bPack[jp*k*nr:]
 		for ip := 0; ip*mr < m; ip++ {
 			i0 := ic + ip*mr
 			rows := min(mr, m-ip*mr)
 			ap := s.aPack[ip*k*mr:]
-			if rows == mr && cols == nr {
-				microKernel(k, ap, bp, c[i0*ldc+j0:], ldc)
+			if rows == mr && cols == w {
+				kernel(k, ap, bp, c[i0*ldc+j0:], ldc)
 				continue
 			}
 			clear(s.tile[:])
-			microKernel(k, ap, bp, s.tile[:], nr)
-			for ii := range rows {
-				dst := c[(i0+ii)*ldc+j0 : (i0+ii)*ldc+j0+cols]
-				for jj := range dst {
-					dst[jj] += s.tile[ii*nr+jj]
-				}
-			}
+			kernel(k, ap, bp, s.tile[:], nr)
+			s.addTile(c, i0, j0, ldc, rows, cols)
+		}
+	}
+}
+
+// addTile adds the top-left rows×cols of the scratch tile to C at (i0, j0).
+func (s *scratch) addTile(c []float32, i0, j0, ldc, rows, cols int) {
+	for ii := range rows {
+		dst := c[(i0+ii)*ldc+j0 : (i0+ii)*ldc+j0+cols]
+		src := s.tile[ii*nr : ii*nr+cols]
+		for jj := range dst {
+			dst[jj] += src[jj]
 		}
 	}
 }
@@ -242,6 +376,31 @@ func microKernelGo(k int, ap, bp, c []float32, ldc int) {
 	for i := range mr {
 		row := c[i*ldc : i*ldc+nr]
 		for j := range nr {
+			row[j] += acc[i][j]
+		}
+	}
+}
+
+// microKernelGo8 is microKernelGo for an 8-column panel (Bp: k×8).
+func microKernelGo8(k int, ap, bp, c []float32, ldc int) {
+	const w = nr / 2
+	var acc [mr][w]float32
+	ap = ap[:k*mr]
+	bp = bp[:k*w]
+	for q := range k {
+		brow := (*[w]float32)(bp[q*w : q*w+w])
+		arow := (*[mr]float32)(ap[q*mr : q*mr+mr])
+		for i := range mr {
+			a := arow[i]
+			r := &acc[i]
+			for j := range w {
+				r[j] += a * brow[j]
+			}
+		}
+	}
+	for i := range mr {
+		row := c[i*ldc : i*ldc+w]
+		for j := range w {
 			row[j] += acc[i][j]
 		}
 	}

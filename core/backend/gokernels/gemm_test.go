@@ -74,6 +74,9 @@ func TestGemmMatchesNaive(t *testing.T) {
 			}
 			// Large enough to take the parallel paths (rows split and batch split).
 			checkGemm(t, Problem{Batch: 1, M: 500, N: 190, K: 70, A: randomOperand(rng, 1, 500, 70, false), B: randomOperand(rng, 1, 190, 70, true), C: make([]float32, 500*190)})
+			// Few rows, long contraction: the split-K path (weight gradients).
+			checkGemm(t, Problem{Batch: 1, M: 8, N: 64, K: 2176, A: randomOperand(rng, 1, 8, 2176, true), B: randomOperand(rng, 1, 64, 2176, true), C: make([]float32, 8*64)})
+			checkGemm(t, Problem{Batch: 1, M: 70, N: 9, K: 1500, A: randomOperand(rng, 1, 70, 1500, false), B: randomOperand(rng, 1, 9, 1500, true), C: make([]float32, 70*9)})
 			checkGemm(t, Problem{Batch: 9, M: 40, N: 50, K: 70, A: randomOperand(rng, 9, 40, 70, true), B: randomOperand(rng, 9, 50, 70, false), C: make([]float32, 9*40*50)})
 		})
 	}
@@ -93,6 +96,8 @@ func benchGemm(b *testing.B, batch, m, n, k int, aKMajor, bKMajor bool) {
 func BenchmarkQKV(b *testing.B)       { benchGemm(b, 1, 2176, 192, 64, false, false) }
 func BenchmarkQKVGradX(b *testing.B)  { benchGemm(b, 1, 2176, 64, 192, false, true) }
 func BenchmarkQKVGradW(b *testing.B)  { benchGemm(b, 1, 192, 64, 2176, true, true) }
+func BenchmarkLoRAGradA(b *testing.B) { benchGemm(b, 1, 8, 64, 2176, true, true) }
+func BenchmarkLoRAGradB(b *testing.B) { benchGemm(b, 1, 192, 8, 2176, true, true) }
 func BenchmarkLoRADown(b *testing.B)  { benchGemm(b, 1, 2176, 8, 64, false, false) }
 func BenchmarkAttention(b *testing.B) { benchGemm(b, 512, 17, 17, 16, false, false) }
 func BenchmarkMLP784(b *testing.B)    { benchGemm(b, 1, 128, 256, 784, false, false) }

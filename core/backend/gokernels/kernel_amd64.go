@@ -13,6 +13,43 @@ var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //go:noescape
 func kernel6x16AVX2(k int, ap, bp, c *float32, ldc int)
 
+//go:noescape
+func kernel6x8AVX2(k int, ap, bp, c *float32, ldc int)
+
+// microKernel8 is microKernel for a panel of nr/2 = 8 columns (Bp: k×8).
+func microKernel8(k int, ap, bp, c []float32, ldc int) {
+	if useAsm && k > 0 {
+		_ = ap[k*mr-1]
+		_ = bp[k*nr/2-1]
+		_ = c[5*ldc+nr/2-1]
+		kernel6x8AVX2(k, &ap[0], &bp[0], &c[0], ldc)
+		return
+	}
+	microKernelGo8(k, ap, bp, c, ldc)
+}
+
+//go:noescape
+func kernel6x16DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+
+//go:noescape
+func kernel6x8DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+
+// hasDirectKernel reports whether microKernelDirect is available.
+func hasDirectKernel() bool { return useAsm }
+
+// microKernelDirect is microKernel (w = 16) or microKernel8 (w = 8) reading
+// six rows of A in place: A(i, q) at a[i·lda + q·kstride].
+func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
+	_ = a[5*lda+(k-1)*kstride]
+	_ = bp[k*w-1]
+	_ = c[5*ldc+w-1]
+	if w == nr {
+		kernel6x16DirectAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc)
+	} else {
+		kernel6x8DirectAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc)
+	}
+}
+
 func microKernel(k int, ap, bp, c []float32, ldc int) {
 	if useAsm && k > 0 {
 		_ = ap[k*mr-1]

@@ -86,3 +86,217 @@ loop:
 
 	VZEROUPPER
 	RET
+
+// func kernel6x8AVX2(k int, ap, bp, c *float32, ldc int)
+//
+// C[6×8] += Ap·Bp with Bp k×8 (k-major): the narrow-panel variant of
+// kernel6x16AVX2 (six YMM accumulators, one per row).
+TEXT ·kernel6x8AVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ ap+8(FP), SI
+	MOVQ bp+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+loop8:
+	VMOVUPS (DI), Y12
+	VBROADCASTSS (SI), Y6
+	VBROADCASTSS 4(SI), Y7
+	VBROADCASTSS 8(SI), Y8
+	VBROADCASTSS 12(SI), Y9
+	VBROADCASTSS 16(SI), Y10
+	VBROADCASTSS 20(SI), Y11
+	VFMADD231PS Y12, Y6, Y0
+	VFMADD231PS Y12, Y7, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y12, Y9, Y3
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y12, Y11, Y5
+	ADDQ $24, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop8
+
+	VADDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y1, Y1
+	VMOVUPS Y1, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y2, Y2
+	VMOVUPS Y2, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y3, Y3
+	VMOVUPS Y3, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y4, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Y5, Y5
+	VMOVUPS Y5, (DX)
+
+	VZEROUPPER
+	RET
+
+// func kernel6x16DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+//
+// As kernel6x16AVX2 but reading the six rows of A in place: A(i, q) at
+// a[i·lda + q·kstride] (row-major: lda = row length, kstride = 1; k-major:
+// lda = 1, kstride = row length) instead of from a packed panel.
+TEXT ·kernel6x16DirectAVX2(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ kstride+24(FP), R12
+	MOVQ bp+32(FP), DI
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R11
+	SHLQ $2, R8
+	SHLQ $2, R12
+	SHLQ $2, R11
+	LEAQ (R8)(R8*2), R9
+	LEAQ (R8)(R8*4), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+kernel6x16DirectAVX2Loop:
+	VMOVUPS (DI), Y12
+	VMOVUPS 32(DI), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y2
+	VFMADD231PS Y13, Y14, Y3
+	VBROADCASTSS (SI)(R8*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (SI)(R9*1), Y14
+	VFMADD231PS Y12, Y14, Y6
+	VFMADD231PS Y13, Y14, Y7
+	VBROADCASTSS (SI)(R8*4), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	VBROADCASTSS (SI)(R10*1), Y14
+	VFMADD231PS Y12, Y14, Y10
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ R12, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  kernel6x16DirectAVX2Loop
+
+	VADDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DX)
+	VADDPS 32(DX), Y1, Y1
+	VMOVUPS Y1, 32(DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y2, Y2
+	VMOVUPS Y2, (DX)
+	VADDPS 32(DX), Y3, Y3
+	VMOVUPS Y3, 32(DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y4, Y4
+	VMOVUPS Y4, (DX)
+	VADDPS 32(DX), Y5, Y5
+	VMOVUPS Y5, 32(DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y6, Y6
+	VMOVUPS Y6, (DX)
+	VADDPS 32(DX), Y7, Y7
+	VMOVUPS Y7, 32(DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y8, Y8
+	VMOVUPS Y8, (DX)
+	VADDPS 32(DX), Y9, Y9
+	VMOVUPS Y9, 32(DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y10, Y10
+	VMOVUPS Y10, (DX)
+	VADDPS 32(DX), Y11, Y11
+	VMOVUPS Y11, 32(DX)
+
+	VZEROUPPER
+	RET
+
+// func kernel6x8DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+//
+// As kernel6x8AVX2 but reading the six rows of A in place: A(i, q) at
+// a[i·lda + q·kstride] (row-major: lda = row length, kstride = 1; k-major:
+// lda = 1, kstride = row length) instead of from a packed panel.
+TEXT ·kernel6x8DirectAVX2(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ kstride+24(FP), R12
+	MOVQ bp+32(FP), DI
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R11
+	SHLQ $2, R8
+	SHLQ $2, R12
+	SHLQ $2, R11
+	LEAQ (R8)(R8*2), R9
+	LEAQ (R8)(R8*4), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+kernel6x8DirectAVX2Loop:
+	VMOVUPS (DI), Y12
+	VBROADCASTSS (SI), Y6
+	VBROADCASTSS (SI)(R8*1), Y7
+	VBROADCASTSS (SI)(R8*2), Y8
+	VBROADCASTSS (SI)(R9*1), Y9
+	VBROADCASTSS (SI)(R8*4), Y10
+	VBROADCASTSS (SI)(R10*1), Y11
+	VFMADD231PS Y12, Y6, Y0
+	VFMADD231PS Y12, Y7, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y12, Y9, Y3
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y12, Y11, Y5
+	ADDQ R12, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  kernel6x8DirectAVX2Loop
+
+	VADDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y1, Y1
+	VMOVUPS Y1, (DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y2, Y2
+	VMOVUPS Y2, (DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y3, Y3
+	VMOVUPS Y3, (DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y4, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ R11, DX
+	VADDPS (DX), Y5, Y5
+	VMOVUPS Y5, (DX)
+
+	VZEROUPPER
+	RET

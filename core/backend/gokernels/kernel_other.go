@@ -8,5 +8,16 @@ var useAsm = false
 
 func microKernel(k int, ap, bp, c []float32, ldc int) { microKernelGo(k, ap, bp, c, ldc) }
 
+func microKernel8(k int, ap, bp, c []float32, ldc int) { microKernelGo8(k, ap, bp, c, ldc) }
+
 // KernelName says which micro-kernel is in use.
 func KernelName() string { return "go 6x16" }
+
+func expChunk(out, in []float32) { expChunkGo(out, in) }
+func erfChunk(out, in []float32) { erfChunkGo(out, in) }
+
+func hasDirectKernel() bool { return false }
+
+func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
+	panic("gokernels: no direct kernel on this platform")
+}

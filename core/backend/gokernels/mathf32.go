@@ -52,59 +52,66 @@ const (
 // interpolant of math.Erf on [k·erfStep, (k+1)·erfStep], built at start-up.
 var erfCoeffs = fitPieces(math.Erf, erfPieces, erfStep, erfDegree)
 
-// fitPieces interpolates f at Chebyshev nodes on each interval [k·step, (k+1)·step]
-// and returns, per interval, the coefficients c of Σ c_i·tⁱ with
-// x = (k + ½ + t/2)·step.
+// fitPieces interpolates f on each interval [k·step, (k+1)·step] and returns,
+// per interval, the coefficients of Σ c_i·tⁱ with x = (k + ½ + t/2)·step.
 func fitPieces(f func(float64) float64, pieces int, step float64, degree int) [][]float64 {
-	n := degree + 1
 	out := make([][]float64, pieces)
 	for k := range pieces {
-		lo := float64(k) * step
-		// Chebyshev coefficients a_j of f on the interval.
-		vals := make([]float64, n)
-		for i := range n {
-			t := math.Cos(math.Pi * (float64(i) + 0.5) / float64(n))
-			vals[i] = f(lo + (t+1)/2*step)
-		}
-		cheb := make([]float64, n)
-		for j := range n {
-			s := 0.0
-			for i := range n {
-				s += vals[i] * math.Cos(math.Pi*float64(j)*(float64(i)+0.5)/float64(n))
-			}
-			cheb[j] = 2 * s / float64(n)
-		}
-		cheb[0] /= 2
-		// Σ a_j·T_j(t) in monomials: T_0 = 1, T_1 = t, T_{j+1} = 2t·T_j − T_{j−1}.
-		mono := make([]float64, n)
-		prev, cur := make([]float64, n), make([]float64, n)
-		prev[0] = 1
-		cur[1] = 1
-		for j := range n {
-			var tj []float64
-			switch j {
-			case 0:
-				tj = prev
-			case 1:
-				tj = cur
-			default:
-				next := make([]float64, n)
-				for i := 0; i+1 < n; i++ {
-					next[i+1] += 2 * cur[i]
-				}
-				for i := range n {
-					next[i] -= prev[i]
-				}
-				prev, cur = cur, next
-				tj = cur
-			}
-			for i := range n {
-				mono[i] += cheb[j] * tj[i]
-			}
-		}
-		out[k] = mono
+		out[k] = chebFit(f, float64(k)*step, float64(k+1)*step, degree)
 	}
 	return out
+}
+
+// chebFit interpolates f at the degree+1 Chebyshev nodes of [lo, hi] and
+// returns the interpolant's coefficients c (constant first) in the variable
+// t ∈ [−1, 1], x = lo + (t+1)/2·(hi−lo): f(x) ≈ Σ c_i·tⁱ.
+func chebFit(f func(float64) float64, lo, hi float64, degree int) []float64 {
+	n := degree + 1
+	vals := make([]float64, n)
+	for i := range n {
+		t := math.Cos(math.Pi * (float64(i) + 0.5) / float64(n))
+		vals[i] = f(lo + (t+1)/2*(hi-lo))
+	}
+	// Chebyshev coefficients a_j = (2/n)·Σ_i f_i·T_j(t_i) (a_0 halved).
+	cheb := make([]float64, n)
+	for j := range n {
+		s := 0.0
+		for i := range n {
+			s += vals[i] * math.Cos(math.Pi*float64(j)*(float64(i)+0.5)/float64(n))
+		}
+		cheb[j] = 2 * s / float64(n)
+	}
+	cheb[0] /= 2
+	// Σ a_j·T_j(t) in monomials: T_0 = 1, T_1 = t, T_{j+1} = 2t·T_j − T_{j−1}.
+	mono := make([]float64, n)
+	prev, cur := make([]float64, n), make([]float64, n)
+	prev[0] = 1
+	if n > 1 {
+		cur[1] = 1
+	}
+	for j := range n {
+		var tj []float64
+		switch j {
+		case 0:
+			tj = prev
+		case 1:
+			tj = cur
+		default:
+			next := make([]float64, n)
+			for i := 0; i+1 < n; i++ {
+				next[i+1] += 2 * cur[i]
+			}
+			for i := range n {
+				next[i] -= prev[i]
+			}
+			prev, cur = cur, next
+			tj = cur
+		}
+		for i := range n {
+			mono[i] += cheb[j] * tj[i]
+		}
+	}
+	return mono
 }
 
 // erff returns erf(x) for a float32 x.

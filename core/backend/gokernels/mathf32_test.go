@@ -72,3 +72,49 @@ func BenchmarkMathErf(b *testing.B) {
 	})
 }
 func BenchmarkNeg(b *testing.B) { benchUnary(b, negChunk) }
+
+// checkChunk runs a chunk function over xs and reports the worst ulp error
+// against ref (float64) and the special values.
+func checkChunk(t *testing.T, name string, chunk func(out, in []float32), ref func(float64) float64, xs []float32, maxULP float64) {
+	t.Helper()
+	out := make([]float32, len(xs))
+	chunk(out, xs)
+	worst, at := 0.0, float32(0)
+	for i, x := range xs {
+		if e := ulps(out[i], ref(float64(x))); e > worst {
+			worst, at = e, x
+		}
+	}
+	if worst > maxULP {
+		t.Errorf("%s: worst error %.2f ulp at x=%g, want ≤ %g", name, worst, at, maxULP)
+	}
+	t.Logf("%s: worst error %.2f ulp", name, worst)
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 200, -200}
+	got := make([]float32, len(specials))
+	chunk(got, specials)
+	for i, x := range specials {
+		want := float32(ref(float64(x)))
+		if !(got[i] == want || (got[i] != got[i] && want != want)) {
+			t.Errorf("%s(%g) = %g, want %g", name, x, got[i], want)
+		}
+	}
+}
+
+func grid(lo, hi, step float32) []float32 {
+	var xs []float32
+	for x := lo; x < hi; x += step {
+		xs = append(xs, x)
+	}
+	return xs
+}
+
+// TestVectorExpErf checks the chunk functions in use (AVX2 when available,
+// else the scalar ones) and the scalar ones explicitly.
+func TestVectorExpErf(t *testing.T) {
+	expXs := grid(-110, 95, 0.000913)
+	erfXs := append(grid(-6, 6, 0.0000613), grid(-1e-3, 1e-3, 1.7e-7)...)
+	checkChunk(t, "exp ("+KernelName()+")", expChunk, math.Exp, expXs, 2)
+	checkChunk(t, "erf ("+KernelName()+")", erfChunk, math.Erf, erfXs, 2)
+	checkChunk(t, "exp (go)", expChunkGo, math.Exp, expXs, 1)
+	checkChunk(t, "erf (go)", erfChunkGo, math.Erf, erfXs, 1)
+}

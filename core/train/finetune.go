@@ -364,9 +364,13 @@ func Finetune(goctx context.Context, cfg FinetuneConfig, o Options) (Result, err
 	res.Curves, res.TrainTime = curves, took
 	res.TaskBAccuracy = curves[len(curves)-1].Eval[MetricTaskBAcc]
 
-	afterLogits, err := l.logits(HeadA, pre.Classes, testA)
-	if err != nil {
-		return res, err
+	// The last epoch evaluated task A already (unless a resumed session had
+	// no epoch left to train).
+	afterLogits := l.lastEval["a_acc"]
+	if afterLogits == nil {
+		if afterLogits, err = l.logits(HeadA, pre.Classes, testA); err != nil {
+			return res, err
+		}
 	}
 	res.TaskAAccuracyAfter = accuracy(afterLogits, pre.Classes, testA)
 	res.Forgetting = res.TaskAAccuracyBefore - res.TaskAAccuracyAfter

@@ -107,6 +107,9 @@ type loop struct {
 	afterEpoch func(step int, stats EpochStats, logits map[string][]float32) error
 
 	evaluators map[string]*mlctx.Exec
+	// lastEval holds the logits of the last epoch's evaluations by key
+	// (empty when this session trained no epoch).
+	lastEval map[string][]float32
 }
 
 // loopState is what a checkpoint stores besides the variables.
@@ -206,7 +209,7 @@ func (l *loop) trainStep() (*mlctx.Exec, error) {
 		grads = clipGlobalNorm(grads, names, l.hyper.Clip)
 		optimizers.LearningRateVar(ctx, loss.DType(), l.hyper.LearningRate).SetValueGraph(ConvertDType(lr, loss.DType()))
 		opt.UpdateGraphWithGradients(ctx, grads, loss.DType())
-		return loss, correctCount(logits, labels)
+		return ConvertDType(loss, dtypes.Float64), ConvertDType(correctCount(logits, labels), dtypes.Float64)
 	})
 }
 
@@ -223,7 +226,7 @@ func evalLogits(b backends.Backend, ctx *mlctx.Context, net Network, linear adap
 	if exec == nil {
 		var err error
 		exec, err = mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, x *Node) *Node {
-			return net.logits(ctx.In(ModelScope), linear, x, head, classes)
+			return ConvertDType(net.logits(ctx.In(ModelScope), linear, x, head, classes), dtypes.Float32)
 		})
 		if err != nil {
 			return nil, err
@@ -346,12 +349,12 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 			if err != nil {
 				return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
 			}
-			loss := float64(out[0].Value().(float32))
+			loss := out[0].Value().(float64)
 			if !finite(loss) {
 				return nil, 0, fmt.Errorf("%s: step %d: loss is %v (learning rate %.3g too high?)", l.phase, st.Step+1, loss, lr)
 			}
 			st.EpochLoss += loss
-			st.EpochCorrect += float64(out[1].Value().(float32))
+			st.EpochCorrect += out[1].Value().(float64)
 			st.EpochSeen += l.hyper.BatchSize
 			st.Step++
 			sessionSteps++
@@ -388,6 +391,7 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 			logits[e.key] = z
 		}
 		stats.Seconds = seconds()
+		l.lastEval = logits
 		if l.afterEpoch != nil {
 			if err := l.afterEpoch(st.Step, stats, logits); err != nil {
 				return nil, 0, err

@@ -3,7 +3,6 @@ package train
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
@@ -97,6 +96,3 @@ func (n Network) layerNames() []string {
 	}
 	return names
 }
-
-// hasLayer reports whether the backbone has a layer called name.
-func (n Network) hasLayer(name string) bool { return slices.Contains(n.layerNames(), name) }

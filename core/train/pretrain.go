@@ -12,7 +12,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
@@ -368,6 +367,3 @@ func writeFileSync(path string, data []byte) error {
 	}
 	return err
 }
-
-// since formats a duration for logs.
-func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }

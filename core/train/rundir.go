@@ -13,6 +13,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gopjrt/dtypes"
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/lowrank"
@@ -113,7 +114,7 @@ func captureProbes(b backends.Backend, root *mlctx.Context, net Network, layers 
 		probe := func(ctx *mlctx.Context, name string, x *Node, outDim int) *Node {
 			if width, ok := in[name]; ok {
 				names = append(names, name)
-				probes = append(probes, Reshape(x, -1, width))
+				probes = append(probes, ConvertDType(Reshape(x, -1, width), dtypes.Float32))
 			}
 			return net.Dense(ctx, name, x, outDim)
 		}

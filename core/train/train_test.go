@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/lowrank"
@@ -372,6 +374,75 @@ func TestModelFileRoundTrip(t *testing.T) {
 	for _, want := range []string{`"fc1.weight"`, `"fc1.bias"`, `"fc2.weight"`, `"head.weight"`, `"head.bias"`} {
 		if !bytes.Contains(data[:4096], []byte(want)) {
 			t.Errorf("model file has no tensor %s", want)
+		}
+	}
+}
+
+// TestCallbacks: every step and epoch is reported, in order, with the
+// epoch's running loss and accuracy; no bar is drawn when callbacks are set.
+func TestCallbacks(t *testing.T) {
+	cache := sharedCache(t)
+	cfg := digitsFinetune(adapter.MethodLoRA)
+	cfg.Hyper.Epochs = 2
+	var steps []Progress
+	var epochs []EpochStats
+	var logs []string
+	o := testOptions(t, cache)
+	o.Quiet = false
+	o.Callbacks = Callbacks{
+		// Pretraining (when this test runs first) reports too; keep fine-tuning's.
+		Progress: func(p Progress) {
+			if p.Phase == "finetune" {
+				steps = append(steps, p)
+			}
+		},
+		Epoch: func(phase string, e EpochStats) {
+			if phase == "finetune" {
+				epochs = append(epochs, e)
+			}
+		},
+		Log: func(line string) { logs = append(logs, line) },
+	}
+	res, err := Finetune(context.Background(), cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spe := 1442 / 32
+	if len(steps) != 2*spe || len(epochs) != 2 {
+		t.Fatalf("%d step reports and %d epoch reports, want %d and 2", len(steps), len(epochs), 2*spe)
+	}
+	for i, p := range steps {
+		if p.Phase != "finetune" || p.Step != i+1 || p.Steps != 2*spe || p.Epoch != i/spe+1 || p.Epochs != 2 {
+			t.Fatalf("report %d: %+v", i, p)
+		}
+		if !(p.Loss > 0) || p.Accuracy < 0 || p.Accuracy > 100 || p.ETA < 0 {
+			t.Fatalf("report %d: %+v", i, p)
+		}
+	}
+	if last := steps[len(steps)-1]; last.ETA != 0 || !strings.Contains(last.String(), "finetune epoch 2/2 step 90/90 loss") {
+		t.Errorf("last report %q (ETA %v)", last, last.ETA)
+	}
+	// The epoch's mean loss is the running loss at its last step.
+	if math.Abs(steps[spe-1].Loss-epochs[0].TrainLoss) > 1e-12 || epochs[1].Eval["b_acc"] != res.TaskBAccuracy {
+		t.Errorf("epoch stats %+v vs step report %+v", epochs[0], steps[spe-1])
+	}
+	if len(logs) == 0 || !strings.Contains(strings.Join(logs, "\n"), "fine-tuning test-mlp on digits-transposed with lora r=4 α=8") {
+		t.Errorf("log lines: %q", logs)
+	}
+}
+
+// TestProgressBar draws the bar into a buffer.
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reporter{bar: &buf, width: 10}
+	r.step(Progress{Phase: "pretrain", Epoch: 1, Epochs: 2, Step: 5, Steps: 10, Loss: 0.5, Accuracy: 80, ETA: 3 * time.Second})
+	r.epoch("pretrain", EpochStats{Epoch: 1, TrainLoss: 0.5, TrainAccuracy: 80, Eval: map[string]float64{"test_acc": 90}, Seconds: 2})
+	r.done()
+	out := buf.String()
+	for _, want := range []string{"█████░░░░░ pretrain epoch 1/2 step 5/10 loss 0.5000 acc 80.0% ETA 3s", "\r\033[K",
+		"pretrain epoch 1: train loss 0.5000 acc 80.00%  test_acc 90.00%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bar output lacks %q:\n%q", want, out)
 		}
 	}
 }

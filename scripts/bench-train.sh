@@ -10,7 +10,8 @@
 # trainable, AdamW), mlp (784-256-10, Adam). PyTorch runs with 1 and 2
 # threads; the faster is the baseline. prism and PyTorch alternate, ROUNDS
 # times (default 3), so both see the same machine load; each number is the
-# median over rounds of the per-round median step time.
+# median over rounds of the per-round median step time, with the best round
+# in parentheses (the least disturbed by other load on the machine).
 #
 # Environment: ITERS (timed steps per case and round, default 20),
 # STOCK=1 also times prism with GoMLX's own simplego kernels
@@ -67,6 +68,13 @@ def med(rows, case, **kw):
     v = [r["ms"] for r in rows if r["case"] == case and all(r.get(k) == w for k, w in kw.items())]
     return statistics.median(v) if v else None
 
+def best(rows, case, **kw):
+    v = [r["ms"] for r in rows if r["case"] == case and all(r.get(k) == w for k, w in kw.items())]
+    return min(v) if v else None
+
+def fmt(m, b):
+    return f"{m:.1f} ({b:.1f})" if m is not None else "-"
+
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 try:
     import torch as T
@@ -75,7 +83,8 @@ except Exception:
     tver = "?"
 goversion = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
 print(f"prism training step vs PyTorch — {cpu}, {os.cpu_count()} cores, load {load0} → {load1}")
-print(f"{goversion}; PyTorch {tver}; backend {prism[0]['backend'] if prism else '?'}; ms/step, median of rounds")
+print(f"{goversion}; PyTorch {tver}; backend {prism[0]['backend'] if prism else '?'}; {len(prism) // 3 if prism else 0} rounds;")
+print("ms/step: median of rounds (best round); ratio of medians (ratio of bests)")
 print()
 cols = ["case", "prism", "torch 1 thr", "torch 2 thr", "baseline", "prism/baseline"]
 if stock:
@@ -83,12 +92,14 @@ if stock:
 print("| " + " | ".join(cols) + " |")
 print("|" + "|".join("---" for _ in cols) + "|")
 for case in ["vit-lora", "vit-full", "mlp"]:
-    p = med(prism, case)
+    p, pb = med(prism, case), best(prism, case)
     t1, t2 = med(torch, case, threads=1), med(torch, case, threads=2)
+    t1b, t2b = best(torch, case, threads=1), best(torch, case, threads=2)
     if p is None or t1 is None:
         continue
     base = min(x for x in (t1, t2) if x is not None)
-    row = [case, f"{p:.1f}", f"{t1:.1f}", f"{t2:.1f}" if t2 else "-", f"{base:.1f}", f"{p / base:.2f}×"]
+    baseb = min(x for x in (t1b, t2b) if x is not None)
+    row = [case, fmt(p, pb), fmt(t1, t1b), fmt(t2, t2b), fmt(base, baseb), f"{p / base:.2f}× ({pb / baseb:.2f}×)"]
     if stock:
         s = med(stock, case)
         row.insert(2, f"{s:.0f}" if s else "-")

@@ -2,6 +2,7 @@ package gokernels
 
 import (
 	"math"
+	"reflect"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -409,6 +410,16 @@ func reduceExecutor(op backends.OpType) executor {
 					dst[i*so] += v
 				}
 			case backends.OpTypeReduceMax:
+				if so == 0 {
+					m := c[off[1]]
+					for _, v := range src {
+						if v > m || v != v { // NaN propagates, as with max()
+							m = v
+						}
+					}
+					c[off[1]] = max(c[off[1]], m)
+					return
+				}
 				dst := c[off[1]:]
 				for i, v := range src {
 					dst[i*so] = max(dst[i*so], v)
@@ -440,4 +451,102 @@ func sum32(x []float32) float32 {
 		s0 += x[i]
 	}
 	return (s0 + s1) + (s2 + s3)
+}
+
+// sliceParams reads simplego's Slice parameters (starts, limits, strides)
+// from the node (reflection, read-only).
+func sliceParams(data any) (starts, strides []int, ok bool) {
+	v := reflect.ValueOf(data)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, nil, false
+	}
+	v = v.Elem()
+	read := func(name string) ([]int, bool) {
+		f := v.FieldByName(name)
+		if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Int {
+			return nil, false
+		}
+		out := make([]int, f.Len())
+		for i := range out {
+			out[i] = int(f.Index(i).Int())
+		}
+		return out, true
+	}
+	starts, ok1 := read("starts")
+	strides, ok2 := read("strides")
+	return starts, strides, ok1 && ok2
+}
+
+// execSlice copies the box starts + i·strides of the operand.
+func execSlice(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	in, ok := bufFlat(inputs[0]).([]float32)
+	starts, steps, ok2 := sliceParams(nodeData(node))
+	inShape, outShape := bufShape(inputs[0]), nodeShape(node)
+	if !ok || !ok2 || len(starts) != inShape.Rank() || (len(steps) != 0 && len(steps) != inShape.Rank()) {
+		stockCalls.Add(1)
+		return stocks[backends.OpTypeSlice](backend, node, inputs, owned)
+	}
+	natural := rowMajor(inShape.Dimensions)
+	strides := make([]int, len(natural))
+	base := 0
+	for a := range natural {
+		step := 1
+		if len(steps) > 0 && steps[a] > 0 {
+			step = steps[a]
+		}
+		strides[a] = natural[a] * step
+		base += starts[a] * natural[a]
+	}
+	out := getBufferForShape(backend, outShape)
+	c := bufFlat(out).([]float32)
+	dims := outShape.Dimensions
+	n := newNest(dims, rowMajor(dims), strides)
+	s := n.strides[1][len(n.dims)-1]
+	src := in[base:]
+	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], src[off[1]:], s) })
+	fastCalls.Add(1)
+	return out, nil
+}
+
+// execConcatenate copies the operands one after the other along the axis.
+func execConcatenate(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	axis, ok := nodeData(node).(int)
+	outShape := nodeShape(node)
+	flats := make([][]float32, len(inputs))
+	for i, in := range inputs {
+		f, isF32 := bufFlat(in).([]float32)
+		if !isF32 {
+			ok = false
+			break
+		}
+		flats[i] = f
+	}
+	if !ok || axis < 0 || axis >= outShape.Rank() {
+		stockCalls.Add(1)
+		return stocks[backends.OpTypeConcatenate](backend, node, inputs, owned)
+	}
+	out := getBufferForShape(backend, outShape)
+	c := bufFlat(out).([]float32)
+	outStrides := rowMajor(outShape.Dimensions)
+	offset := 0
+	for i, in := range inputs {
+		dims := bufShape(in).Dimensions
+		n := newNest(dims, outStrides, rowMajor(dims))
+		dst := c[offset*outStrides[axis]:]
+		src := flats[i]
+		last := len(n.dims) - 1
+		so, si := n.strides[0][last], n.strides[1][last]
+		n.walk(1, func(off []int, length int) {
+			if so == 1 && si == 1 {
+				copy(dst[off[0]:off[0]+length], src[off[1]:off[1]+length])
+				return
+			}
+			for j := range length {
+				dst[off[0]+j*so] = src[off[1]+j*si]
+			}
+		})
+		offset += dims[axis]
+	}
+	fastCalls.Add(1)
+	return out, nil
 }

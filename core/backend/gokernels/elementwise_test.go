@@ -119,6 +119,27 @@ func TestTransposeBroadcastReduceMatchStock(t *testing.T) {
 			return BroadcastPrefix(BroadcastToDims(xs[0], dims...), 3)
 		}, y)
 	}
+	for trial := range 20 {
+		dims := randomDims(rng, 1+rng.IntN(4))
+		x := randTensor(rng, dims)
+		specs := make([]SliceAxisSpec, len(dims))
+		for a, d := range dims {
+			lo := rng.IntN(d)
+			hi := lo + 1 + rng.IntN(d-lo)
+			specs[a] = AxisRange(lo, hi)
+			if trial%3 == 0 {
+				specs[a] = specs[a].Stride(1 + rng.IntN(2))
+			}
+		}
+		compareWithStock(t, fmt.Sprintf("Slice %v %v", dims, specs), 0, func(xs []*Node) *Node { return Slice(xs[0], specs...) }, x)
+		axis := rng.IntN(len(dims))
+		other := append([]int(nil), dims...)
+		other[axis] = 1 + rng.IntN(3)
+		y := randTensor(rng, other)
+		compareWithStock(t, fmt.Sprintf("Concatenate %v %v axis %d", dims, other, axis), 0, func(xs []*Node) *Node {
+			return Concatenate([]*Node{xs[0], xs[1], xs[0]}, axis)
+		}, x, y)
+	}
 	big := randTensor(rng, []int{128, 4, 17, 17})
 	compareWithStock(t, "ReduceSum big last", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 3) }, big)
 	compareWithStock(t, "ReduceSum big first", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 0) }, big)

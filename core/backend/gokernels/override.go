@@ -94,6 +94,8 @@ func fastExecutors() map[backends.OpType]executor {
 		backends.OpTypeMin:            binaryExecutor(backends.OpTypeMin, minRun),
 		backends.OpTypeBroadcastInDim: execBroadcastInDim,
 		backends.OpTypeTranspose:      execTranspose,
+		backends.OpTypeSlice:          execSlice,
+		backends.OpTypeConcatenate:    execConcatenate,
 		backends.OpTypeExp:            unaryExecutor(backends.OpTypeExp, expChunk),
 		backends.OpTypeErf:            unaryExecutor(backends.OpTypeErf, erfChunk),
 		backends.OpTypeNeg:            unaryExecutor(backends.OpTypeNeg, negChunk),

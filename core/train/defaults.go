@@ -73,7 +73,7 @@ func (m ModelSpec) Network(inputShape []int) (Network, error) {
 // DefaultPretrainHyper is the pretraining of the default ViT on MNIST
 // (≥ 97% test accuracy; see docs/training.md for the measured numbers).
 func DefaultPretrainHyper() Hyper {
-	return Hyper{Epochs: 2, BatchSize: 128, LearningRate: 3e-3, WeightDecay: 0.05, Warmup: 0.05, Clip: 1, Seed: 1}
+	return Hyper{Epochs: 2, BatchSize: 64, LearningRate: 2e-3, WeightDecay: 0.05, Warmup: 0.05, Clip: 1, Seed: 1}
 }
 
 // DefaultFinetuneHyper is the fine-tuning default.
@@ -91,12 +91,13 @@ const (
 )
 
 // DefaultPretrain is the pretraining configuration of net on task; quick
-// trains 2 epochs on a subset at a higher learning rate (4e-3).
+// trains 2 epochs on a subset in batches of 128 at a higher learning rate
+// (4e-3).
 func DefaultPretrain(net Network, task string, quick bool) PretrainConfig {
 	c := PretrainConfig{Network: net, Task: task, Hyper: DefaultPretrainHyper()}
 	if quick {
 		c.TrainSubset, c.TestSubset = QuickPretrainTrain, QuickPretrainTest
-		c.Hyper.Epochs, c.Hyper.LearningRate = 2, 4e-3
+		c.Hyper.Epochs, c.Hyper.BatchSize, c.Hyper.LearningRate = 2, 128, 4e-3
 	}
 	return c
 }

@@ -356,7 +356,7 @@ func Finetune(goctx context.Context, cfg FinetuneConfig, o Options) (Result, err
 			l.afterEpoch = rd.epoch
 		}
 	}
-	rep.logf("fine-tuning %s on %s with %s (%d examples, %d epochs)", net.Kind, cfg.Task, res.Label, trainB.Len(), cfg.Hyper.Epochs)
+	rep.logf("fine-tuning %s on %s with %s (%d examples, %s)", net.Kind, cfg.Task, res.Label, trainB.Len(), epochsText(cfg.Hyper.Epochs))
 	curves, took, err := l.run(goctx)
 	if err != nil {
 		return res, err

@@ -290,7 +290,7 @@ func Pretrain(goctx context.Context, cfg PretrainConfig, o Options) (*Pretrained
 	if o.afterStep != nil {
 		l.afterStep = func(step int) { o.afterStep("pretrain", step) }
 	}
-	rep.logf("pretraining %s on %s (%d examples, %d epochs) → %s", cfg.Network.Kind, cfg.Task, trainSet.Len(), cfg.Hyper.Epochs, dir)
+	rep.logf("pretraining %s on %s (%d examples, %s) → %s", cfg.Network.Kind, cfg.Task, trainSet.Len(), epochsText(cfg.Hyper.Epochs), dir)
 	curves, took, err := l.run(goctx)
 	if err != nil {
 		return nil, err

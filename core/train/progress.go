@@ -140,3 +140,11 @@ func (r *reporter) endLine() {
 		r.open = false
 	}
 }
+
+// epochsText is "1 epoch" or "N epochs".
+func epochsText(n int) string {
+	if n == 1 {
+		return "1 epoch"
+	}
+	return fmt.Sprintf("%d epochs", n)
+}

@@ -90,3 +90,9 @@ func BenchmarkViTFullStep(b *testing.B) {
 func BenchmarkMLPStep(b *testing.B) {
 	benchStep(b, mlpForward(models.DefaultMLP()), models.Run{}, []int{128, 784}, optimizers.Adam().Done(), nil)
 }
+
+// BenchmarkMLPStepSGD is BenchmarkMLPStep with plain SGD: the difference is
+// the cost of Adam's update graph.
+func BenchmarkMLPStepSGD(b *testing.B) {
+	benchStep(b, mlpForward(models.DefaultMLP()), models.Run{}, []int{128, 784}, optimizers.StochasticGradientDescent(), nil)
+}

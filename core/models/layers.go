@@ -5,6 +5,8 @@ import (
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/prism-lora/prism/core/backend/fastgrad"
 )
 
 // LayerNorm normalises the last axis of x and applies a learned gain and offset:
@@ -46,9 +48,9 @@ func MultiHeadAttention(ctx *context.Context, run Run, name string, x *Node, hea
 	// [B, T, 3, H, hd] → [3, B, H, T, hd]: q, k, v become contiguous slices of
 	// the leading axis and each is laid out [batch…, tokens, hd] for DotGeneral.
 	qkv = TransposeAllAxes(Reshape(qkv, batch, tokens, 3, heads, hd), 2, 0, 3, 1, 4)
-	part := func(i int) *Node {
-		return Reshape(SliceAxis(qkv, 0, AxisRange(i, i+1)), batch, heads, tokens, hd)
-	}
+	// One concatenated gradient for q, k, v (all three feed the output).
+	parts := fastgrad.SplitAxis(qkv, 0, 3)
+	part := func(i int) *Node { return Reshape(parts[i], batch, heads, tokens, hd) }
 	q, k, v := part(0), part(1), part(2)
 	scores := DotGeneral(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B, H, T, T]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))

@@ -29,17 +29,23 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	"github.com/prism-lora/prism/core/backend"
+	"github.com/prism-lora/prism/core/backend/gokernels"
 	"github.com/prism-lora/prism/core/models"
 )
 
 type result struct {
-	Case      string  `json:"case"`
-	Backend   string  `json:"backend"`
-	Ms        float64 `json:"ms"`
-	MinMs     float64 `json:"min_ms"`
-	Trainable int     `json:"trainable"`
-	Loss0     float64 `json:"loss_first"`
-	LossN     float64 `json:"loss_last"`
+	Case    string `json:"case"`
+	Backend string `json:"backend"`
+	Kernels string `json:"kernels"`
+	// HandedBack counts ops of the timed steps that prism's kernels handed
+	// back to simplego's own executors: only non-float32 ones are expected
+	// (the optimizer's int64 step counters, 4 per step).
+	HandedBack int64   `json:"handed_back"`
+	Ms         float64 `json:"ms"`
+	MinMs      float64 `json:"min_ms"`
+	Trainable  int     `json:"trainable"`
+	Loss0      float64 `json:"loss_first"`
+	LossN      float64 `json:"loss_last"`
 }
 
 func main() {
@@ -148,6 +154,7 @@ func main() {
 		if prof != nil {
 			_ = pprof.StartCPUProfile(prof)
 		}
+		_, back0 := gokernels.Calls()
 		times := make([]float64, *iters)
 		for i := range times {
 			t0 := time.Now()
@@ -159,8 +166,9 @@ func main() {
 			prof = nil
 		}
 		slices.Sort(times)
-		r := result{Case: c, Backend: backend.Resolve(*spec), Ms: times[len(times)/2], MinMs: times[0], Trainable: trainable,
-			Loss0: losses[0], LossN: losses[len(losses)-1]}
+		_, back1 := gokernels.Calls()
+		r := result{Case: c, Backend: backend.Resolve(*spec), Kernels: backend.Kernels(), HandedBack: back1 - back0,
+			Ms: times[len(times)/2], MinMs: times[0], Trainable: trainable, Loss0: losses[0], LossN: losses[len(losses)-1]}
 		if math.IsNaN(r.LossN) {
 			fmt.Fprintf(os.Stderr, "bench-train: %s: loss is NaN\n", c)
 			os.Exit(1)

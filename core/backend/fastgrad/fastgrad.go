@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -297,7 +298,11 @@ var slicePattern = regexp.MustCompile(`Slice\(x=\[#\d+\], starts=\[([\d ]*)\], l
 
 // sliceVJP scatters v back into x's shape by concatenating zeros around it,
 // axis by axis (unit strides only; other strides keep GoMLX's Pad-based VJP).
+// Parts made by SplitAxis get one concatenated gradient instead.
 func sliceVJP(node, v *Node) []*Node {
+	if grad, ok := splitPartVJP(node, v); ok {
+		return []*Node{grad}
+	}
 	p, err := SliceParamsOf(node)
 	if err != nil {
 		panic(err)
@@ -335,4 +340,71 @@ func sliceVJP(node, v *Node) []*Node {
 // rsqrtVJP: y = x^(−1/2), dy/dx = −½·x^(−3/2) = −½·y³.
 func rsqrtVJP(node, v *Node) []*Node {
 	return []*Node{Mul(v, MulScalar(Mul(node, Square(node)), -0.5))}
+}
+
+// SplitAxis splits x along axis into n equal parts, like graph.Split, but the
+// gradient with respect to x is the concatenation of the parts' gradients,
+// built once, instead of the sum of n zero-padded copies (n concatenations
+// with zero blocks and n−1 additions of x-sized tensors).
+//
+// The reverse pass reaches the parts from the last to the first; each part's
+// gradient is held until the first part's turn, which assembles them (parts
+// that got no gradient contribute zeros). So the first part must receive a
+// gradient whenever any other part does — true when every part feeds the loss,
+// as q, k and v of attention do. The parts are marked with node aliases.
+func SplitAxis(x *Node, axis, n int) []*Node {
+	axis = AdjustAxisToOperandRank(x, axis)
+	parts := Split(x, axis, n)
+	if n == 1 {
+		return parts
+	}
+	for i, p := range parts {
+		p.WithAlias(fmt.Sprintf("%s%d/%d/%d/%d", splitAliasPrefix, x.Id(), axis, i, n))
+	}
+	return parts
+}
+
+const splitAliasPrefix = "/prism.split/"
+
+type splitKey struct {
+	graph *Graph
+	x     NodeId
+}
+
+var (
+	splitMu      sync.Mutex
+	splitPending = map[splitKey][]*Node{}
+)
+
+// splitPartVJP handles the VJP of a SplitAxis part: it returns (nil, true)
+// for all but the first part (holding v) and (∂L/∂x, true) for the first.
+func splitPartVJP(node, v *Node) (*Node, bool) {
+	alias := node.GetAlias()
+	if !strings.HasPrefix(alias, splitAliasPrefix) {
+		return nil, false
+	}
+	var xID, axis, i, n int
+	if _, err := fmt.Sscanf(alias[len(splitAliasPrefix):], "%d/%d/%d/%d", &xID, &axis, &i, &n); err != nil || i >= n {
+		return nil, false
+	}
+	key := splitKey{node.Graph(), NodeId(xID)}
+	splitMu.Lock()
+	grads := splitPending[key]
+	if grads == nil {
+		grads = make([]*Node, n)
+		splitPending[key] = grads
+	}
+	grads[i] = v
+	if i != 0 {
+		splitMu.Unlock()
+		return nil, true
+	}
+	delete(splitPending, key)
+	splitMu.Unlock()
+	for j, g := range grads {
+		if g == nil {
+			grads[j] = ZerosLike(v)
+		}
+	}
+	return Concatenate(grads, axis), true
 }

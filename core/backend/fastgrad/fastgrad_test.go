@@ -370,3 +370,43 @@ func TestRsqrtGradient(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitAxisGradient compares SplitAxis's concatenated gradient with the
+// stock Split's (sum of zero-padded slices) when every part feeds the loss,
+// and when a later part does not (its block of the gradient must be zero).
+func TestSplitAxisGradient(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	dims := []int{6, 4, 5}
+	x := tensors.FromFlatDataAndDimensions(randomFlat(rng, dims), dims...)
+	for _, axis := range []int{0, 1, 2} {
+		n := []int{3, 2, 5}[axis]
+		for _, useAll := range []bool{true, false} {
+			run := func(split func(*Node, int, int) []*Node) []float64 {
+				res, err := MustNewExec(b, func(x *Node) *Node {
+					parts := split(x, axis, n)
+					loss := ReduceAllSum(Square(parts[0]))
+					for j, p := range parts[1:] {
+						if useAll || j%2 == 1 {
+							loss = Add(loss, ReduceAllSum(MulScalar(Exp(p), float64(j+2))))
+						}
+					}
+					return Gradient(loss, x)[0]
+				}).Exec1(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tensors.MustCopyFlatData[float64](res)
+			}
+			got, want := run(SplitAxis), run(Split)
+			if d := maxRelDiff(got, want); d > 1e-14 {
+				t.Errorf("axis %d, all parts used %v: SplitAxis gradient differs from Split's by %g", axis, useAll, d)
+			}
+		}
+	}
+	splitMu.Lock()
+	defer splitMu.Unlock()
+	if len(splitPending) != 0 {
+		t.Errorf("%d split gradients left pending", len(splitPending))
+	}
+}

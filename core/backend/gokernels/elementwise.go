@@ -3,6 +3,7 @@ package gokernels
 import (
 	"math"
 	"reflect"
+	"runtime"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
@@ -20,21 +21,51 @@ import (
 // binaryRun computes out[i] = a[i·sa] ∘ b[i·sb] for i < len(out).
 type binaryRun func(out, a, b []float32, sa, sb int)
 
+// vecLoop is an 8-lane loop over n elements (n a multiple of 8): vector ∘
+// vector, vector ∘ scalar (b[0]) or scalar (a[0]) ∘ vector.
+type vecLoop func(out, a, b *float32, n int)
+
+// vecLoops returns the vector loops of an op (nil where there is none).
+func vecLoops(op string) (vv, vs, sv vecLoop) {
+	return simdLoops[op+"VV"], simdLoops[op+"VS"], simdLoops[op+"SV"]
+}
+
+var (
+	addVV, addVS, _     = vecLoops("add")
+	subVV, subVS, subSV = vecLoops("sub")
+	mulVV, mulVS, _     = vecLoops("mul")
+	divVV, divVS, divSV = vecLoops("div")
+)
+
+// vec runs loop over the leading multiple of 8 elements of out when the
+// vector loops are in use, returning how many elements it did.
+func vec(loop vecLoop, out, a, b []float32) int {
+	n := len(out) &^ 7
+	if loop == nil || !useAsm || n == 0 {
+		return 0
+	}
+	loop(&out[0], &a[0], &b[0], n)
+	return n
+}
+
 func addRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(addVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] + b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(addVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] + c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(addVS, out, b, a)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c + b[i]
 		}
 	default:
@@ -47,18 +78,21 @@ func addRun(out, a, b []float32, sa, sb int) {
 func subRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(subVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] - b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(subVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] - c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(subSV, out, a, b)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c - b[i]
 		}
 	default:
@@ -71,18 +105,21 @@ func subRun(out, a, b []float32, sa, sb int) {
 func mulRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(mulVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] * b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(mulVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] * c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(mulVS, out, b, a)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c * b[i]
 		}
 	default:
@@ -95,18 +132,21 @@ func mulRun(out, a, b []float32, sa, sb int) {
 func divRun(out, a, b []float32, sa, sb int) {
 	switch {
 	case sa == 1 && sb == 1:
+		i0 := vec(divVV, out, a, b)
 		a, b = a[:len(out)], b[:len(out)]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] / b[i]
 		}
 	case sa == 1 && sb == 0:
+		i0 := vec(divVS, out, a, b)
 		a, c := a[:len(out)], b[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = a[i] / c
 		}
 	case sa == 0 && sb == 1:
+		i0 := vec(divSV, out, a, b)
 		b, c := b[:len(out)], a[0]
-		for i := range out {
+		for i := i0; i < len(out); i++ {
 			out[i] = c / b[i]
 		}
 	default:
@@ -203,14 +243,15 @@ func broadcastable(in, out shapes.Shape) bool {
 // copyRun copies a strided run: out[i] = in[i·s].
 func copyRun(out, in []float32, s int) {
 	if s == 1 {
+		if len(out) == 16 { // transposes of 16-wide heads: skip memmove's call
+			*(*[16]float32)(out) = *(*[16]float32)(in[:16])
+			return
+		}
 		copy(out, in[:len(out)])
 		return
 	}
 	if s == 0 {
-		c := in[0]
-		for i := range out {
-			out[i] = c
-		}
+		fillVec(out, in[0])
 		return
 	}
 	for i := range out {
@@ -308,8 +349,8 @@ func erfChunkGo(out, in []float32) {
 // sqrtChunk, rsqrtChunk, absChunk and signChunk compute exactly what
 // simplego's executors compute (same float64 arithmetic), on several cores.
 func sqrtChunk(out, in []float32) {
-	for i, x := range in {
-		out[i] = float32(math.Sqrt(float64(x)))
+	for i := sqrtVec(out, in); i < len(in); i++ {
+		out[i] = float32(math.Sqrt(float64(in[i])))
 	}
 }
 
@@ -343,8 +384,10 @@ func signChunk(out, in []float32) {
 }
 
 func negChunk(out, in []float32) {
-	for i, x := range in {
-		out[i] = -x
+	minusOne := []float32{-1}
+	i0 := vec(mulVS, out, in, minusOne)
+	for i := i0; i < len(in); i++ {
+		out[i] = -in[i]
 	}
 }
 
@@ -390,49 +433,80 @@ func reduceExecutor(op backends.OpType) executor {
 		so := n.strides[1][last]
 		// Runs write disjoint outputs across indices of the outermost axis when
 		// it is kept: split only there (groups of all runs of one index).
-		unit := 0
 		if len(n.dims) > 1 && n.strides[1][0] != 0 {
-			unit = 1
+			unit := 1
 			for _, d := range n.dims[1:last] {
 				unit *= d
 			}
-		}
-		n.walk(unit, func(off []int, length int) {
-			src := in[off[0] : off[0]+length]
-			switch op {
-			case backends.OpTypeReduceSum:
-				if so == 0 {
-					c[off[1]] += sum32(src)
-					return
-				}
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] += v
-				}
-			case backends.OpTypeReduceMax:
-				if so == 0 {
-					m := c[off[1]]
-					for _, v := range src {
-						if v > m || v != v { // NaN propagates, as with max()
-							m = v
+			n.walk(unit, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
+		} else if workers := min(runtime.GOMAXPROCS(0), n.dims[0]); len(n.dims) > 1 && workers > 1 && n.size() >= minParallelElems {
+			// The outermost axis is reduced: split it, each goroutine reducing
+			// into its own copy of the output, then combine.
+			partial := make([][]float32, workers)
+			parallelFor(workers, workers, func(lo, hi int) {
+				for w := lo; w < hi; w++ {
+					a0, a1 := w*n.dims[0]/workers, (w+1)*n.dims[0]/workers
+					dst := c
+					if w > 0 {
+						dst = make([]float32, len(c))
+						for i := range dst {
+							dst[i] = init
 						}
+						partial[w] = dst
 					}
-					c[off[1]] = max(c[off[1]], m)
-					return
+					sub := nest{dims: append([]int{a1 - a0}, n.dims[1:]...), strides: n.strides}
+					src := in[a0*n.strides[0][0]:]
+					sub.walk(0, func(off []int, length int) { reduceRun(op, dst[off[1]:], src[off[0]:off[0]+length], so) })
 				}
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] = max(dst[i*so], v)
-				}
-			default:
-				dst := c[off[1]:]
-				for i, v := range src {
-					dst[i*so] = min(dst[i*so], v)
-				}
+			})
+			for _, p := range partial[1:] {
+				reduceRun(op, c, p, 1)
 			}
-		})
+		} else {
+			n.walk(0, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
+		}
 		fastCalls.Add(1)
 		return out, nil
+	}
+}
+
+// reduceRun folds src into dst[i·so] (so = 0: all of src into dst[0]).
+func reduceRun(op backends.OpType, dst, src []float32, so int) {
+	switch op {
+	case backends.OpTypeReduceSum:
+		if so == 0 {
+			dst[0] += sumVec(src)
+			return
+		}
+		if so == 1 {
+			dst = dst[:len(src)]
+			i0 := vec(addVV, dst, dst, src)
+			for i := i0; i < len(src); i++ {
+				dst[i] += src[i]
+			}
+			return
+		}
+		for i, v := range src {
+			dst[i*so] += v
+		}
+	case backends.OpTypeReduceMax:
+		if so == 0 {
+			m := dst[0]
+			for _, v := range src {
+				if v > m || v != v { // NaN propagates, as with max()
+					m = v
+				}
+			}
+			dst[0] = m
+			return
+		}
+		for i, v := range src {
+			dst[i*so] = max(dst[i*so], v)
+		}
+	default:
+		for i, v := range src {
+			dst[i*so] = min(dst[i*so], v)
+		}
 	}
 }
 

@@ -143,6 +143,8 @@ func TestTransposeBroadcastReduceMatchStock(t *testing.T) {
 	big := randTensor(rng, []int{128, 4, 17, 17})
 	compareWithStock(t, "ReduceSum big last", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 3) }, big)
 	compareWithStock(t, "ReduceSum big first", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 0) }, big)
+	compareWithStock(t, "ReduceMax big first", 0, func(xs []*Node) *Node { return ReduceMax(xs[0], 0, 2) }, big)
+	compareWithStock(t, "ReduceSum bias gradient", 1e-4, func(xs []*Node) *Node { return ReduceSum(xs[0], 0, 1) }, randTensor(rng, []int{128, 17, 64}))
 	compareWithStock(t, "Transpose big", 0, func(xs []*Node) *Node { return TransposeAllAxes(xs[0], 0, 2, 1, 3) }, big)
 }
 

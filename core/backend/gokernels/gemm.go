@@ -31,6 +31,12 @@ type Problem struct {
 	C              []float32
 }
 
+// depthBlock splits a contraction of length k into equal blocks of at most kc.
+func depthBlock(k int) int {
+	blocks := (k + kc - 1) / kc
+	return (k + blocks - 1) / blocks
+}
+
 // minParallelWork is the number of multiply-adds below which a product runs on
 // one goroutine (spawning costs more than it saves).
 const minParallelWork = 1 << 17
@@ -53,8 +59,8 @@ func Gemm(p Problem) {
 			s := getScratch()
 			defer putScratch(s)
 			for b := lo; b < hi; b++ {
-				for pc := 0; pc < p.K; pc += kc {
-					k := min(kc, p.K-pc)
+				for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+					k := min(kb, p.K-pc)
 					s.packB(p, b, pc, k)
 					for ic := 0; ic < p.M; ic += mc {
 						s.block(p, b, ic, min(mc, p.M-ic), pc, k, s.bPack)
@@ -75,17 +81,41 @@ func Gemm(p Problem) {
 	// Few (large) matrices: pack B once per depth block, split the rows of A.
 	s := getScratch()
 	defer putScratch(s)
+	if panels := (p.N + nr - 1) / nr; panels >= 2*workers {
+		// Enough column panels: split them. Each goroutine packs only its
+		// own panels and sweeps all rows, with one fork-join per product.
+		parallelFor(workers, panels, func(plo, phi int) {
+			w := getScratch()
+			defer putScratch(w)
+			for b := range p.Batch {
+				for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+					k := min(kb, p.K-pc)
+					w.growB((phi - plo) * k * nr)
+					packBPanels(w.bPack, p, b, pc, k, plo, phi, plo)
+					for ic := 0; ic < p.M; ic += mc {
+						w.blockPanels(p, b, ic, min(mc, p.M-ic), pc, k, w.bPack, plo, phi)
+					}
+				}
+			}
+		})
+		return
+	}
+	// Rows per block: at most mc, a multiple of mr, balanced over the workers.
+	rows := min(mc, (p.M+workers*mr-1)/(workers*mr)*mr)
+	blocks = (p.M + rows - 1) / rows
+	panels := (p.N + nr - 1) / nr
 	for b := range p.Batch {
-		for pc := 0; pc < p.K; pc += kc {
-			k := min(kc, p.K-pc)
-			s.packB(p, b, pc, k)
+		for pc, kb := 0, depthBlock(p.K); pc < p.K; pc += kb {
+			k := min(kb, p.K-pc)
+			s.growB(panels * k * nr)
 			bPack := s.bPack
+			parallelFor(min(workers, panels), panels, func(lo, hi int) { packBPanels(bPack, p, b, pc, k, lo, hi, 0) })
 			parallelFor(min(workers, blocks), blocks, func(lo, hi int) {
 				w := getScratch()
 				defer putScratch(w)
 				for blk := lo; blk < hi; blk++ {
-					ic := blk * mc
-					w.block(p, b, ic, min(mc, p.M-ic), pc, k, bPack)
+					ic := blk * rows
+					w.block(p, b, ic, min(rows, p.M-ic), pc, k, bPack)
 				}
 			})
 		}
@@ -116,8 +146,8 @@ func gemmSplitK(p Problem, parts int) {
 				partial[part] = sub.C
 			}
 			for b := range sub.Batch {
-				for pc := 0; pc < sub.K; pc += kc {
-					k := min(kc, sub.K-pc)
+				for pc, kb := 0, depthBlock(sub.K); pc < sub.K; pc += kb {
+					k := min(kb, sub.K-pc)
 					s.packB(sub, b, pc, k)
 					for ic := 0; ic < sub.M; ic += mc {
 						s.block(sub, b, ic, min(mc, sub.M-ic), pc, k, s.bPack)
@@ -184,17 +214,28 @@ func panelWidth(n, j0 int) int {
 // bPack[jp·k·nr + q·w + jj] = B_b(jp·nr + jj, pc + q).
 func (s *scratch) packB(p Problem, b, pc, k int) {
 	panels := (p.N + nr - 1) / nr
-	need := panels * k * nr
-	if cap(s.bPack) < need {
-		s.bPack = make([]float32, need)
+	s.growB(panels * k * nr)
+	packBPanels(s.bPack, p, b, pc, k, 0, panels, 0)
+}
+
+// growB makes bPack hold n values.
+func (s *scratch) growB(n int) {
+	if cap(s.bPack) < n {
+		s.bPack = make([]float32, n)
 	}
-	s.bPack = s.bPack[:need]
+	s.bPack = s.bPack[:n]
+}
+
+// packBPanels packs the B panels [lo, hi) into dst, panel jp at
+// (jp−first)·k·nr.
+func packBPanels(dst []float32, p Problem, b, pc, k, lo, hi, first int) {
+	bPack := dst
 	B := p.B
 	base := b*B.Batch + pc*B.Col
-	for jp := range panels {
+	for jp := lo; jp < hi; jp++ {
 		j0 := jp * nr
 		w := panelWidth(p.N, j0)
-		dst := s.bPack[jp*k*nr : jp*k*nr+k*w]
+		dst := bPack[(jp-first)*k*nr : (jp-first)*k*nr+k*w]
 		cols := min(w, p.N-j0)
 		if cols < w {
 			clear(dst)
@@ -219,6 +260,23 @@ func (s *scratch) packB(p Problem, b, pc, k int) {
 						d[jj] = B.Data[o+jj]
 					}
 				}
+			}
+			continue
+		}
+		if B.Col == 1 && cols == nr {
+			// Row-major B (x·Wᵀ with W out×in): gather 16 rows at a time so
+			// each packed row (one cache line) is written once.
+			var rows [nr][]float32
+			for jj := range rows {
+				o := base + (j0+jj)*B.Row
+				rows[jj] = B.Data[o : o+k]
+			}
+			for q := range k {
+				d := (*[nr]float32)(dst[q*nr : q*nr+nr])
+				d[0], d[1], d[2], d[3] = rows[0][q], rows[1][q], rows[2][q], rows[3][q]
+				d[4], d[5], d[6], d[7] = rows[4][q], rows[5][q], rows[6][q], rows[7][q]
+				d[8], d[9], d[10], d[11] = rows[8][q], rows[9][q], rows[10][q], rows[11][q]
+				d[12], d[13], d[14], d[15] = rows[12][q], rows[13][q], rows[14][q], rows[15][q]
 			}
 			continue
 		}
@@ -291,6 +349,12 @@ func (s *scratch) packA(p Problem, b, ic, m, pc, k int) {
 // B panels into C_b. Full mr-row panels of a row-major A are read in place
 // (no packing) when the direct kernels are available; other rows are packed.
 func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
+	s.blockPanels(p, b, ic, m, pc, k, bPack, 0, (p.N+nr-1)/nr)
+}
+
+// blockPanels is block restricted to the B panels [plo, phi), which bPack
+// holds from its start (panel jp at (jp−plo)·k·nr).
+func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, plo, phi int) {
 	c := p.C[b*p.M*p.N:]
 	ldc := p.N
 	packed := m // rows from ic+m−packed on go through packA
@@ -298,15 +362,19 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 		full := m / mr * mr
 		packed = m - full
 		base := b*p.A.Batch + pc*p.A.Col
-		for jp := 0; jp*nr < p.N; jp++ {
+		for jp := plo; jp < phi; jp++ {
 			j0 := jp * nr
 			w := panelWidth(p.N, j0)
 			cols := min(w, p.N-j0)
-			bp := bPack[jp*k*nr:]
+			bp := bPack[(jp-plo)*k*nr:]
 			for i0 := ic; i0 < ic+full; i0 += mr {
 				a := p.A.Data[base+i0*p.A.Row:]
 				if cols == w {
 					microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
+					continue
+				}
+				if hasEdgeKernel() {
+					microKernelEdge(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc, mr, cols)
 					continue
 				}
 				clear(s.tile[:])
@@ -321,7 +389,7 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 	ic += m - packed
 	m = packed
 	s.packA(p, b, ic, m, pc, k)
-	for jp := 0; jp*nr < p.N; jp++ {
+	for jp := plo; jp < phi; jp++ {
 		j0 := jp * nr
 		w := panelWidth(p.N, j0)
 		kernel := microKernel
@@ -329,13 +397,17 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 			kernel = microKernel8
 		}
 		cols := min(w, p.N-j0)
-		bp := bPack[jp*k*nr:]
+		bp := bPack[(jp-plo)*k*nr:]
 		for ip := 0; ip*mr < m; ip++ {
 			i0 := ic + ip*mr
 			rows := min(mr, m-ip*mr)
 			ap := s.aPack[ip*k*mr:]
 			if rows == mr && cols == w {
 				kernel(k, ap, bp, c[i0*ldc+j0:], ldc)
+				continue
+			}
+			if hasEdgeKernel() {
+				microKernelEdge(w, k, ap, 1, mr, bp, c[i0*ldc+j0:], ldc, rows, cols)
 				continue
 			}
 			clear(s.tile[:])

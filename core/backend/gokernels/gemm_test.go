@@ -102,3 +102,21 @@ func BenchmarkLoRADown(b *testing.B)  { benchGemm(b, 1, 2176, 8, 64, false, fals
 func BenchmarkAttention(b *testing.B) { benchGemm(b, 512, 17, 17, 16, false, false) }
 func BenchmarkMLP784(b *testing.B)    { benchGemm(b, 1, 128, 256, 784, false, false) }
 func BenchmarkSquare512(b *testing.B) { benchGemm(b, 1, 512, 512, 512, false, false) }
+
+// BenchmarkMicroKernel measures the 6×16 micro-kernel alone on cached data
+// (one core): the ceiling of the GEMM.
+func BenchmarkMicroKernel(b *testing.B) {
+	const k = 256
+	ap, bp, c := make([]float32, k*mr), make([]float32, k*nr), make([]float32, mr*nr)
+	for i := range ap {
+		ap[i] = 1e-3
+	}
+	for i := range bp {
+		bp[i] = 1e-3
+	}
+	b.ResetTimer()
+	for range b.N {
+		microKernel(k, ap, bp, c, nr)
+	}
+	b.ReportMetric(2*float64(k*mr*nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}

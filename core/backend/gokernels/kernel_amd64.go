@@ -71,3 +71,36 @@ func KernelName() string {
 	}
 	return "go 6x16"
 }
+
+//go:noescape
+func kernel6x16EdgeAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc, rows int, mask *int32)
+
+//go:noescape
+func kernel6x8EdgeAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc, rows int, mask *int32)
+
+// edgeMasks[16−cols:] starts with cols −1s (keep) followed by zeros.
+var edgeMasks = func() (m [2 * nr]int32) {
+	for i := range nr {
+		m[i] = -1
+	}
+	return
+}()
+
+// hasEdgeKernel reports whether microKernelEdge is available.
+func hasEdgeKernel() bool { return useAsm }
+
+// microKernelEdge is the micro-kernel for an edge tile: C's first rows rows
+// and cols columns (of a w-wide panel) get += A·Bp, with A(i, q) at
+// a[i·lda + q·kstride] (rows beyond rows are never read when lda, kstride
+// address a zero-padded packed panel or rows = mr).
+func microKernelEdge(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc, rows, cols int) {
+	_ = a[5*lda+(k-1)*kstride]
+	_ = bp[k*w-1]
+	_ = c[(rows-1)*ldc+cols-1]
+	mask := &edgeMasks[nr-cols]
+	if w == nr {
+		kernel6x16EdgeAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc, rows, mask)
+	} else {
+		kernel6x8EdgeAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc, rows, mask)
+	}
+}

@@ -21,3 +21,21 @@ func hasDirectKernel() bool { return false }
 func microKernelDirect(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
 	panic("gokernels: no direct kernel on this platform")
 }
+
+var simdLoops = map[string]vecLoop{}
+
+func sumVec(x []float32) float32 { return sum32(x) }
+
+func fillVec(out []float32, v float32) {
+	for i := range out {
+		out[i] = v
+	}
+}
+
+func hasEdgeKernel() bool { return false }
+
+func microKernelEdge(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc, rows, cols int) {
+	panic("gokernels: no edge kernel on this platform")
+}
+
+func sqrtVec(out, in []float32) int { return 0 }

@@ -38,6 +38,7 @@ Start with 'prism reproduce fig1 --quick', or 'prism lowrank init --help'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	addBackendFlag(root)
 	for _, newCmd := range commandConstructors {
 		root.AddCommand(newCmd())
 	}

@@ -94,9 +94,10 @@ func (p *pretrainFlags) config(f *pflag.FlagSet, quick bool) (train.PretrainConf
 	return c, nil
 }
 
-// runFlags are the flags that choose how a run is carried out.
+// runFlags are the flags that choose how a run is carried out. The backend
+// is the root's persistent --backend (exported as $PRISM_BACKEND, which
+// core/backend.New("") reads).
 type runFlags struct {
-	backend  string
 	cacheDir string
 	quick    bool
 	json     bool
@@ -104,7 +105,6 @@ type runFlags struct {
 }
 
 func addRunFlags(f *pflag.FlagSet, r *runFlags) {
-	f.StringVar(&r.backend, "backend", "", `GoMLX backend: "go" (pure Go, the default), "go:OPTIONS", "xla:cuda" or "xla:/abs/plugin.so" (default $PRISM_BACKEND, else go)`)
 	f.StringVar(&r.cacheDir, "cache-dir", "", "cache of pretrained models and run checkpoints (default $PRISM_CACHE_DIR, else ~/.cache/prism)")
 	f.BoolVar(&r.quick, "quick", false, "quick settings: subsets of the data and fewer epochs (explicit flags still win)")
 	f.BoolVar(&r.json, "json", false, "print the result as JSON instead of a table")
@@ -112,7 +112,7 @@ func addRunFlags(f *pflag.FlagSet, r *runFlags) {
 }
 
 func (r runFlags) options() train.Options {
-	return train.Options{Backend: r.backend, CacheDir: r.cacheDir, Quiet: r.quiet}
+	return train.Options{CacheDir: r.cacheDir, Quiet: r.quiet}
 }
 
 // pretrainOptions are the inputs of `prism pretrain`.

@@ -31,11 +31,12 @@ func init() { addCommand(newDoctorCmd) }
 
 // doctorOptions are the inputs of `prism doctor`.
 type doctorOptions struct {
-	Backend backendChoice // the backend to check (flag, env or default)
-	Full    bool          // also run the Jupyter kernel's full doctor (executes a notebook)
-	Timeout time.Duration // limit of the full kernel doctor's notebook
-	DataDir string        // data cache ("" = $PRISM_DATA_DIR or ~/.cache/prism/data)
-	Out     io.Writer
+	Backend     backendChoice // the backend to check (flag, env or default)
+	Full        bool          // also run the Jupyter kernel's full doctor (executes a notebook)
+	OnlyBackend bool          // check the binary, the backend, the CPU kernels and XLA only
+	Timeout     time.Duration // limit of the full kernel doctor's notebook
+	DataDir     string        // data cache ("" = $PRISM_DATA_DIR or ~/.cache/prism/data)
+	Out         io.Writer
 }
 
 // doctorStatus is the outcome of one check.
@@ -90,7 +91,8 @@ The exit status is 1 when a required check failed.`,
 		Example: `  prism doctor
   prism doctor --backend xla:cuda
   PJRT_PLUGIN_LIBRARY_PATH=/opt/prism/cuda/pjrt prism --backend xla:cuda doctor
-  prism doctor --full`,
+  prism doctor --full
+  prism doctor --backend-only --backend xla:/opt/prism/cuda/pjrt/pjrt_c_api_cuda_plugin.so`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Backend = backendOf(cmd)
@@ -100,6 +102,7 @@ The exit status is 1 when a required check failed.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.Full, "full", false, "also run the Jupyter kernel's full doctor, which executes a test notebook (slower)")
+	f.BoolVar(&o.OnlyBackend, "backend-only", false, "check only the binary, the backend (and its PJRT plugin), the CPU kernels and XLA")
 	f.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "time limit of the test notebook with --full")
 	f.StringVar(&o.DataDir, "data-dir", "", "data cache `folder` to check (default $PRISM_DATA_DIR, else ~/.cache/prism/data)")
 	return cmd
@@ -154,6 +157,9 @@ func doctorChecks(ctx context.Context, o doctorOptions) []doctorCheck {
 	}
 	add(checkKernels())
 	add(checkXLA())
+	if o.OnlyBackend {
+		return out
+	}
 	add(checkLAPACK())
 	for _, c := range checkDatasets(ctx, o.DataDir) {
 		add(c)

@@ -28,6 +28,8 @@ type runConfig struct {
 	epochs, batch, rank  int
 	lr                   float64
 	seed                 uint64
+	// Subsets of the data files (first N of a fixed permutation; 0: all).
+	preTrain, train, test int
 }
 
 func (c *runConfig) register(fs *flag.FlagSet) {
@@ -43,6 +45,9 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.rank, "rank", 8, "adapter rank")
 	fs.Float64Var(&c.lr, "lr", 3e-3, "fine-tuning learning rate")
 	fs.Uint64Var(&c.seed, "seed", 1, "fine-tuning seed (data order, adapter initialisation)")
+	fs.IntVar(&c.preTrain, "pretrain-train-subset", 0, "pretrain on the first N MNIST images of a fixed permutation (0: all)")
+	fs.IntVar(&c.train, "train-subset", 0, "fine-tune on the first N Fashion-MNIST images of a fixed permutation (0: all)")
+	fs.IntVar(&c.test, "test-subset", 0, "evaluate on the first N test images of each task (0: all)")
 }
 
 // configs builds the pretraining and fine-tuning configurations of the
@@ -57,9 +62,11 @@ func (c *runConfig) configs() (train.PretrainConfig, train.FinetuneConfig, error
 	}
 	pre := train.DefaultPretrain(net, "mnist", false)
 	pre.Hyper.Epochs, pre.Hyper.BatchSize, pre.Hyper.LearningRate = c.preEpochs, c.preBatch, c.preLR
+	pre.TrainSubset, pre.TestSubset = c.preTrain, c.test
 	ft := train.DefaultFinetune(pre, "fashion-mnist", c.method, false)
 	ft.Rank, ft.Alpha = c.rank, float64(2*c.rank)
 	ft.Hyper.Epochs, ft.Hyper.BatchSize, ft.Hyper.LearningRate, ft.Hyper.Seed = c.epochs, c.batch, c.lr, c.seed
+	ft.TrainSubset, ft.TestSubset, ft.OldTestSubset = c.train, c.test, c.test
 	return pre, ft, ft.Validate()
 }
 
@@ -83,8 +90,12 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	n := subsetSize(c.data, "mnist")
+	if c.preTrain > 0 {
+		n = min(n, c.preTrain)
+	}
 	fmt.Printf("pretrained the default ViT on %d MNIST images on %s: test accuracy %.2f%% (%s, cached: %v, key %s)\n",
-		subsetSize(c.data, "mnist"), backend.Resolve(c.backend), p.TestAccuracy, time.Since(start).Round(10*time.Millisecond), p.Cached, p.Key[:12])
+		n, backend.Resolve(c.backend), p.TestAccuracy, time.Since(start).Round(10*time.Millisecond), p.Cached, p.Key[:12])
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -63,7 +64,7 @@ type stepConfig struct {
 	batch, rank           int
 	alpha, lr             float64
 	iters, warmup         int
-	hostBatch             bool
+	variants              []string // "device" (batch kept on the device) and/or "host" (uploaded every step)
 	backendSpec, initSpec string
 }
 
@@ -86,36 +87,42 @@ func runStep(args []string) error {
 	fs.Float64Var(&c.lr, "lr", 1e-3, "AdamW learning rate")
 	fs.IntVar(&c.iters, "iters", 20, "timed steps")
 	fs.IntVar(&c.warmup, "warmup", 3, "untimed steps first (the first compiles)")
-	fs.BoolVar(&c.hostBatch, "host-batch", false, "upload the batch from host memory every step (as prism's training loop does) instead of keeping it on the device")
+	variants := fs.String("variants", "device", `comma-separated: "device" keeps the batch on the device, "host" uploads it from host memory every step (as prism's training loop does); one compiled step times both`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	r, err := timeStep(c)
-	if err != nil {
-		return err
+	c.variants = strings.Split(*variants, ",")
+	for _, v := range c.variants {
+		if v != "device" && v != "host" {
+			return fmt.Errorf("-variants: unknown %q (want device, host)", v)
+		}
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
+	rs, err := timeStep(c)
+	for _, r := range rs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(b))
 	}
-	fmt.Println(string(b))
-	return nil
+	return err
 }
 
 // timeStep builds the LoRA fine-tuning step of prism's ViT — core/models'
 // ViT, core/adapter's LoRA on every attention/MLP linear (backbone frozen),
 // a new trainable head, cross-entropy, global gradient-norm clipping at 1
 // and AdamW (GoMLX's Adam with decoupled weight decay), as core/train's loop
-// builds it — and times it.
-func timeStep(c stepConfig) (stepResult, error) {
+// builds it — and times it once per variant (the first step, which
+// compiles, is reported apart as FirstStepS).
+func timeStep(c stepConfig) ([]stepResult, error) {
 	setup := time.Now()
 	net, err := train.ViTNetwork(c.vit)
 	if err != nil {
-		return stepResult{}, err
+		return nil, err
 	}
 	ctx, err := initialisedViT(net, c.initSpec)
 	if err != nil {
-		return stepResult{}, err
+		return nil, err
 	}
 	mctx := ctx.In(train.ModelScope)
 	params := 0
@@ -126,13 +133,13 @@ func timeStep(c stepConfig) (stepResult, error) {
 	plan := adapter.NewPlan(adapter.Config{Method: adapter.MethodLoRA, Rank: c.rank, Alpha: c.alpha, Seed: 1}, loraTargets)
 	adapted, err := adapter.Attach(context.Background(), mctx, plan, net.Layers, adapter.Options{})
 	if err != nil {
-		return stepResult{}, err
+		return nil, err
 	}
 	linear := adapted.Linear(net.Dense)
 
 	b, err := backend.New(c.backendSpec)
 	if err != nil {
-		return stepResult{}, err
+		return nil, err
 	}
 	defer b.Finalize()
 	opt := optimizers.Adam().LearningRate(c.lr).Epsilon(1e-8).WeightDecay(0.01).Done().(interface {
@@ -156,7 +163,7 @@ func timeStep(c stepConfig) (stepResult, error) {
 		return loss
 	})
 	if err != nil {
-		return stepResult{}, err
+		return nil, err
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -172,8 +179,8 @@ func timeStep(c stepConfig) (stepResult, error) {
 	dims := []int{c.batch, c.vit.ImageSize, c.vit.ImageSize, c.vit.Channels}
 	x, y := tensors.FromFlatDataAndDimensions(images, dims...), tensors.FromFlatDataAndDimensions(labels, c.batch)
 	var losses []float64
-	run := func() error {
-		if c.hostBatch {
+	run := func(host bool) error {
+		if host {
 			x, y = tensors.FromFlatDataAndDimensions(images, dims...), tensors.FromFlatDataAndDimensions(labels, c.batch)
 		}
 		out, err := step.Exec(x, y)
@@ -190,41 +197,47 @@ func timeStep(c stepConfig) (stepResult, error) {
 	}
 	setupS := time.Since(setup).Seconds()
 	t0 := time.Now()
-	if err := run(); err != nil {
-		return stepResult{}, err
+	if err := run(false); err != nil {
+		return nil, err
 	}
 	first := time.Since(t0).Seconds()
-	for i := 1; i < c.warmup; i++ {
-		if err := run(); err != nil {
-			return stepResult{}, err
+	var results []stepResult
+	for vi, variant := range c.variants {
+		host := variant == "host"
+		for i := 0; i < c.warmup-1 || (vi > 0 && i < 1); i++ {
+			if err := run(host); err != nil {
+				return results, err
+			}
 		}
-	}
-	times := make([]float64, c.iters)
-	for i := range times {
-		t := time.Now()
-		if err := run(); err != nil {
-			return stepResult{}, err
+		times := make([]float64, c.iters)
+		lossFirst := len(losses)
+		for i := range times {
+			t := time.Now()
+			if err := run(host); err != nil {
+				return results, err
+			}
+			times[i] = float64(time.Since(t).Microseconds()) / 1000
 		}
-		times[i] = float64(time.Since(t).Microseconds()) / 1000
+		mean := 0.0
+		for _, t := range times {
+			mean += t / float64(len(times))
+		}
+		sorted := slices.Clone(times)
+		sort.Float64s(sorted)
+		name := "batch on device"
+		if host {
+			name = "batch from host"
+		}
+		results = append(results, stepResult{
+			Impl: "prism", Variant: name, Backend: backend.Resolve(c.backendSpec), Description: b.Description(),
+			Image: c.vit.ImageSize, Channels: c.vit.Channels, Patch: c.vit.PatchSize, Width: c.vit.Width, Depth: c.vit.Depth,
+			Heads: c.vit.Heads, MLP: c.vit.MLPDim, Batch: c.batch, Rank: c.rank, DType: "float32",
+			Trainable: trainable, Params: params + trainable, FirstStepS: first,
+			Ms: sorted[len(sorted)/2], MinMs: sorted[0], MeanMs: mean, Iters: c.iters,
+			LossFirst: losses[lossFirst], LossLast: losses[len(losses)-1], SetupS: setupS,
+		})
 	}
-	mean := 0.0
-	for _, t := range times {
-		mean += t / float64(len(times))
-	}
-	sorted := slices.Clone(times)
-	sort.Float64s(sorted)
-	variant := "batch on device"
-	if c.hostBatch {
-		variant = "batch from host"
-	}
-	return stepResult{
-		Impl: "prism", Variant: variant, Backend: backend.Resolve(c.backendSpec), Description: b.Description(),
-		Image: c.vit.ImageSize, Channels: c.vit.Channels, Patch: c.vit.PatchSize, Width: c.vit.Width, Depth: c.vit.Depth,
-		Heads: c.vit.Heads, MLP: c.vit.MLPDim, Batch: c.batch, Rank: c.rank, DType: "float32",
-		Trainable: trainable, Params: params + trainable, FirstStepS: first,
-		Ms: sorted[len(sorted)/2], MinMs: sorted[0], MeanMs: mean, Iters: c.iters,
-		LossFirst: losses[0], LossLast: losses[len(losses)-1], SetupS: setupS,
-	}, nil
+	return results, nil
 }
 
 // initialisedViT returns a context holding the ViT's initial weights in

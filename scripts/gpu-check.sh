@@ -112,8 +112,11 @@ run_phase() {
 hr "gpu-check ($mode mode), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "host $(uname -n), $(nproc) CPUs, $(uname -r)"
 if [ "$mode" = gpu ]; then
-	nvidia-smi -L 2>&1 || say "nvidia-smi failed"
-	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
+	if command -v nvidia-smi >/dev/null 2>&1; then
+		nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || say "nvidia-smi failed"
+	else
+		say "no nvidia-smi on PATH"
+	fi
 fi
 
 # The binaries: carried (GPU machine) or built now (--cpu-only on a machine with Go).
@@ -170,7 +173,7 @@ if [ "$mode" = gpu ]; then
 		say "the XLA backend does not work: see the [FAIL] lines above; timing PyTorch alone for the record"
 		if [ $have_torch = 1 ]; then
 			run_phase "PyTorch step" 120 30 "$PYTHON" "$here/gpu-check-torch.py" --device cuda >"$out/steps.jsonl"
-			"$gc" table "$out/steps.jsonl" | tee "$out/table.md"
+			[ -s "$out/steps.jsonl" ] && "$gc" table "$out/steps.jsonl" | tee "$out/table.md"
 		fi
 		hr "result"; say "FAILED: ${failed[*]}"; say "logs in $out"
 		exit 1

@@ -18,7 +18,11 @@ const (
 func describePluginMap(found map[string]string) string {
 	var parts []string
 	for name, path := range found {
-		parts = append(parts, name+"="+path)
+		if name == path { // a plugin loaded by its absolute path
+			parts = append(parts, path)
+		} else {
+			parts = append(parts, name+"="+path)
+		}
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")

@@ -12,7 +12,14 @@
 #   jupyter   Debian's Jupyter pieces (nbconvert, client, kernel test)
 #   slurm     a single-node Slurm (slurm-wlm + munge) for the executor tests
 #   proto     protoc and the pinned Go generators for `make proto`
+#   notebook  a Jupyter notebook server (Debian's jupyter-notebook), for the CPU image
 #   all       every part above
+#   cuda      (not in all) JAX's CUDA PJRT plugin and NVIDIA's CUDA libraries from
+#             PyPI into a virtual environment ($PRISM_CUDA_VENV, default
+#             /opt/prism/cuda-venv), arranged as a plugin folder for prism's XLA
+#             backend ($PRISM_CUDA_DIR, default /opt/prism/cuda); then
+#             `. $PRISM_CUDA_DIR/env.sh` and `prism --backend xla:cuda`. The NVIDIA
+#             driver itself comes from the host (docker run --gpus all).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -78,14 +85,33 @@ part_proto() {
 	apt_ensure protobuf-compiler
 }
 
+part_notebook() {
+	apt_ensure jupyter-notebook
+}
+
+# The versions of the GPU machines this was prepared for (docs/gpu.md).
+cuda_pip_packages=("jax-cuda13-pjrt==0.11.2" "jax-cuda13-plugin[with-cuda]==0.11.2")
+
+part_cuda() {
+	apt_ensure python3-venv python3-pip
+	local venv="${PRISM_CUDA_VENV:-/opt/prism/cuda-venv}" dir="${PRISM_CUDA_DIR:-/opt/prism/cuda}"
+	[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+	if ! "$venv/bin/python3" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("jax_plugins.xla_cuda13") is None)' 2>/dev/null; then
+		echo "setup: installing ${cuda_pip_packages[*]} into $venv (PyPI)" >&2
+		"$venv/bin/python3" -m pip install --no-cache-dir --quiet "${cuda_pip_packages[@]}"
+	fi
+	"$root/scripts/gpu-check-plugin.sh" --python "$venv/bin/python3" "$dir" >/dev/null
+	echo "setup: CUDA PJRT plugin folder $dir; use it with: . $dir/env.sh && prism --backend xla:cuda doctor" >&2
+}
+
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(build)
 for part in "${parts[@]}"; do
 	case "$part" in
-	all) for p in build data bench jupyter slurm proto; do "part_$p"; done ;;
-	build | data | bench | jupyter | slurm | proto) "part_$part" ;;
+	all) for p in build data bench jupyter slurm proto notebook; do "part_$p"; done ;;
+	build | data | bench | jupyter | slurm | proto | notebook | cuda) "part_$part" ;;
 	*)
-		echo "setup.sh: unknown part '$part' (expected build, data, bench, jupyter, slurm, proto or all)" >&2
+		echo "setup.sh: unknown part '$part' (expected build, data, bench, jupyter, slurm, proto, notebook, cuda or all)" >&2
 		exit 2
 		;;
 	esac

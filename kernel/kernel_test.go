@@ -123,8 +123,11 @@ func TestDoctorSaysWhatIsMissing(t *testing.T) {
 	k := kerneltest.Install(t)
 	ctx := context.Background()
 
-	// No kernelspec at all.
+	// No kernelspec at all. Jupyter also searches Python's user site
+	// (~/.local/share/jupyter) whatever JUPYTER_DATA_DIR says, where a user's
+	// own `prism kernel install --user` lives: hide it too.
 	t.Setenv("JUPYTER_DATA_DIR", t.TempDir())
+	t.Setenv("PYTHONNOUSERSITE", "1")
 	r := kernel.Doctor(ctx, kernel.DoctorOptions{Repo: k.Repo})
 	if r.OK() {
 		t.Fatal("doctor passed without a kernelspec")

@@ -95,6 +95,7 @@ func TestKernelCommandsAreRegistered(t *testing.T) {
 // Jupyter data directory: it must exit non-zero and print the fix.
 func TestKernelDoctorFailsWithoutTheKernel(t *testing.T) {
 	t.Setenv("JUPYTER_DATA_DIR", t.TempDir())
+	t.Setenv("PYTHONNOUSERSITE", "1") // and not the user's own ~/.local kernelspec
 	var out bytes.Buffer
 	err := runKernelDoctor(context.Background(), kernelDoctorOptions{kernel: "prism"}, &out)
 	var ec exitCoder

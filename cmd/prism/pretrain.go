@@ -140,7 +140,7 @@ Training: AdamW (β 0.9/0.999, ε 1e-8, decoupled weight decay), cosine learning
 with linear warmup, global gradient-norm clipping, cross-entropy; the data order and the
 initialisation follow the seed, so the result is reproducible.
 
-The default (2 epochs of the full MNIST, batches of 64, lr 2e-3) reaches ≥ 97% test accuracy;
+The default (2 epochs of the full MNIST, batches of 64, lr 1.5e-3) reaches ≥ 97% test accuracy;
 --quick trains 2 epochs on 12,000 images (batches of 128, lr 4e-3) and evaluates on 2,000
 (see docs/training.md for measured numbers).`,
 		Example: `  prism pretrain

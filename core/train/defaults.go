@@ -73,7 +73,7 @@ func (m ModelSpec) Network(inputShape []int) (Network, error) {
 // DefaultPretrainHyper is the pretraining of the default ViT on MNIST
 // (≥ 97% test accuracy; see docs/training.md for the measured numbers).
 func DefaultPretrainHyper() Hyper {
-	return Hyper{Epochs: 2, BatchSize: 64, LearningRate: 2e-3, WeightDecay: 0.05, Warmup: 0.05, Clip: 1, Seed: 1}
+	return Hyper{Epochs: 2, BatchSize: 64, LearningRate: 1.5e-3, WeightDecay: 0.05, Warmup: 0.05, Clip: 1, Seed: 1}
 }
 
 // DefaultFinetuneHyper is the fine-tuning default.

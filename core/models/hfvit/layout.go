@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prism-lora/prism/core/adapter/peft"
 	"github.com/prism-lora/prism/core/models"
 )
 
@@ -308,4 +309,39 @@ func joinProblems(problems []string) string {
 		msg += fmt.Sprintf("\n  … and %d more", len(problems)-most)
 	}
 	return msg
+}
+
+// PEFTNaming maps prism's layers of the ViT v to the modules of a
+// transformers ViTForImageClassification (backbone prefix, e.g. Prefix),
+// for core/adapter/peft's Export: blocks.i.attn.qkv to query, key and value
+// (a third of its output rows each), the patch embedding to the Conv2d
+// projection, the heads ("head" and a new task's head, e.g. "head_taskB")
+// to the classifier.
+func PEFTNaming(v models.ViTConfig, prefix string) peft.Naming {
+	names := LayerNames(v, prefix)
+	p := v.PatchShape()
+	return func(layer string, out, in int) ([]peft.Target, error) {
+		if strings.HasPrefix(layer, models.DefaultHead) {
+			return []peft.Target{{Module: "classifier", Rows: [2]int{0, out}}}, nil
+		}
+		modules, ok := names[layer]
+		if !ok {
+			return nil, fmt.Errorf("hfvit: layer %q is not a layer of this ViT", layer)
+		}
+		if layer == "patch_embed.proj" {
+			if in != v.PatchDim() || out != v.Width {
+				return nil, fmt.Errorf("hfvit: layer %q is %d×%d, the ViT's patch embedding %d×%d", layer, out, in, v.Width, v.PatchDim())
+			}
+			return []peft.Target{{Module: modules[0], Rows: [2]int{0, out}, Conv: &peft.Conv{Channels: v.Channels, KH: p[0], KW: p[1]}}}, nil
+		}
+		rows := out / len(modules)
+		if rows*len(modules) != out {
+			return nil, fmt.Errorf("hfvit: layer %q has %d output rows, not %d equal parts", layer, out, len(modules))
+		}
+		targets := make([]peft.Target, len(modules))
+		for i, m := range modules {
+			targets[i] = peft.Target{Module: m, Rows: [2]int{i * rows, (i + 1) * rows}}
+		}
+		return targets, nil
+	}
 }

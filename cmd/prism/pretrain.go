@@ -29,6 +29,7 @@ type pretrainFlags struct {
 	hyper       train.Hyper
 	trainSubset int
 	testSubset  int
+	pretrained  string // a prism model directory (finetune only; see import_pretrained.go)
 }
 
 // addPretrainFlags registers the model flags and the pretraining flags
@@ -57,11 +58,17 @@ func addPretrainFlags(f *pflag.FlagSet, p *pretrainFlags, prefix string) {
 	f.Uint64Var(&p.hyper.Seed, prefix+"seed", def.Seed, "pretraining seed (initialisation and data order)")
 	f.IntVar(&p.trainSubset, prefix+"train-subset", 0, "pretrain on the first N training examples of a fixed permutation (0: all)")
 	f.IntVar(&p.testSubset, prefix+"test-subset", 0, "evaluate task A on the first N test examples of a fixed permutation (0: all)")
+	if prefix != "" {
+		addPretrainedFlag(f, p)
+	}
 }
 
 // config resolves the pretraining configuration: the preset (quick or not)
 // with every flag the user gave applied on top.
 func (p *pretrainFlags) config(f *pflag.FlagSet, quick bool) (train.PretrainConfig, error) {
+	if p.pretrained != "" {
+		return p.importedConfig(f)
+	}
 	entry, err := catalog.Lookup(p.task)
 	if err != nil {
 		return train.PretrainConfig{}, err

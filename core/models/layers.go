@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -33,6 +34,40 @@ func GELU(x *Node) *Node {
 	return Mul(x, MulScalar(OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))), 0.5))
 }
 
+// GELUTanh is the tanh approximation of the GELU,
+// ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (PyTorch's gelu(approximate="tanh"),
+// HuggingFace's "gelu_new", "gelu_pytorch_tanh" and "gelu_fast").
+func GELUTanh(x *Node) *Node {
+	inner := MulScalar(Add(x, MulScalar(Mul(x, Square(x)), 0.044715)), math.Sqrt(2/math.Pi))
+	return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
+}
+
+// QuickGELU is x·σ(1.702·x) (HuggingFace's "quick_gelu").
+func QuickGELU(x *Node) *Node { return Mul(x, Logistic(MulScalar(x, 1.702))) }
+
+// SiLU is x·σ(x) (also called swish).
+func SiLU(x *Node) *Node { return Mul(x, Logistic(x)) }
+
+// Activation returns the activation function called name, with
+// HuggingFace's names (transformers' ACT2FN) where they mean the same
+// function: "" and "gelu" (exact, erf), "gelu_tanh" (also "gelu_new",
+// "gelu_pytorch_tanh", "gelu_fast"), "quick_gelu", "relu", "silu" ("swish").
+func Activation(name string) (func(*Node) *Node, error) {
+	switch name {
+	case "", "gelu":
+		return GELU, nil
+	case "gelu_tanh", "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
+		return GELUTanh, nil
+	case "quick_gelu":
+		return QuickGELU, nil
+	case "relu":
+		return ReLU, nil
+	case "silu", "swish":
+		return SiLU, nil
+	}
+	return nil, fmt.Errorf("unknown activation %q (expected gelu, gelu_tanh, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu or silu)", name)
+}
+
 // MultiHeadAttention is softmax self-attention over the tokens of x with heads
 // heads and the layers `<name>.qkv` (d → 3d) and `<name>.proj` (d → d):
 //
@@ -63,8 +98,13 @@ func MultiHeadAttention(ctx *context.Context, run Run, name string, x *Node, hea
 // MLPBlock is the transformer feed-forward block fc2(GELU(fc1(x))) with layers
 // `<name>.fc1` (d → hidden) and `<name>.fc2` (hidden → d).
 func MLPBlock(ctx *context.Context, run Run, name string, x *Node, hidden int) *Node {
+	return MLPBlockWith(ctx, run, name, x, hidden, GELU)
+}
+
+// MLPBlockWith is MLPBlock with the activation act: fc2(act(fc1(x))).
+func MLPBlockWith(ctx *context.Context, run Run, name string, x *Node, hidden int, act func(*Node) *Node) *Node {
 	d := x.Shape().Dimensions[x.Rank()-1]
-	return run.linear(ctx, name+".fc2", GELU(run.linear(ctx, name+".fc1", x, hidden)), d)
+	return run.linear(ctx, name+".fc2", act(run.linear(ctx, name+".fc1", x, hidden)), d)
 }
 
 // ReLU is max(x, 0).

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -379,4 +380,33 @@ func ExampleViTConfig_LinearLayers() {
 	// blocks.0.mlp.fc1  128×64
 	// blocks.0.mlp.fc2   64×128
 	// head               10×64
+}
+
+// TestViTConfigJSONUnchanged: the optional fields (non-square sizes, the
+// activation) are omitted when unset, so configurations hashed into cache
+// keys before they existed keep their keys.
+func TestViTConfigJSONUnchanged(t *testing.T) {
+	b, err := json.Marshal(models.DefaultViT())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"ImageSize":28,"Channels":1,"PatchSize":7,"Width":64,"Depth":4,"Heads":4,"MLPDim":128,"Classes":10,"LayerNormEpsilon":0,"DType":"InvalidDType"}`
+	if string(b) != want {
+		t.Errorf("DefaultViT JSON\n%s\nwant\n%s", b, want)
+	}
+	c := models.DefaultViT()
+	c.ImageWidth, c.PatchWidth, c.Activation = 14, 2, "gelu_new"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.ImageShape(), []int{28, 14, 1}) || c.PatchGrid() != [2]int{4, 7} || c.NumPatches() != 28 || c.PatchDim() != 14 {
+		t.Errorf("28×14 images, 7×2 patches: shape %v grid %v, %d patches of %d values", c.ImageShape(), c.PatchGrid(), c.NumPatches(), c.PatchDim())
+	}
+	for _, bad := range []models.ViTConfig{{ImageWidth: 14, PatchWidth: 3}, {Activation: "gelu_10"}} {
+		b := models.DefaultViT()
+		b.ImageWidth, b.PatchWidth, b.Activation = bad.ImageWidth, bad.PatchWidth, bad.Activation
+		if b.Validate() == nil {
+			t.Errorf("%+v validated", b)
+		}
+	}
 }

@@ -10,9 +10,9 @@ import (
 
 // ViTConfig sizes a Vision Transformer.
 type ViTConfig struct {
-	ImageSize int // images are ImageSize×ImageSize
+	ImageSize int // image height (and width, unless ImageWidth is set)
 	Channels  int
-	PatchSize int // must divide ImageSize
+	PatchSize int // patch height (and width, unless PatchWidth is set); must divide ImageSize
 	Width     int // token width d
 	Depth     int // number of blocks
 	Heads     int // attention heads; must divide Width
@@ -20,6 +20,14 @@ type ViTConfig struct {
 	Classes   int // outputs of the default head
 	// LayerNormEpsilon is ε of every LayerNorm (PyTorch's default 1e-5 if 0).
 	LayerNormEpsilon float64
+	// ImageWidth, when set, is the image width of non-square images
+	// (0 means ImageSize); PatchWidth likewise the patch width (0 means
+	// PatchSize), which must divide it.
+	ImageWidth int `json:",omitempty"`
+	PatchWidth int `json:",omitempty"`
+	// Activation of the MLP blocks (see Activation): "" or "gelu" is the
+	// exact GELU.
+	Activation string `json:",omitempty"`
 	// DType of variables and activations (Float32 if invalid/zero).
 	DType dtypes.DType
 }
@@ -35,21 +43,54 @@ func (c ViTConfig) Validate() error {
 	switch {
 	case c.ImageSize <= 0 || c.Channels <= 0 || c.PatchSize <= 0 || c.Width <= 0 || c.Depth < 0 || c.Heads <= 0 || c.MLPDim <= 0 || c.Classes <= 0:
 		return fmt.Errorf("vit config %+v: sizes must be positive", c)
+	case c.ImageWidth < 0 || c.PatchWidth < 0:
+		return fmt.Errorf("vit config %+v: sizes must be positive", c)
 	case c.ImageSize%c.PatchSize != 0:
 		return fmt.Errorf("vit config: patch size %d does not divide image size %d", c.PatchSize, c.ImageSize)
+	case c.imageWidth()%c.patchWidth() != 0:
+		return fmt.Errorf("vit config: patch width %d does not divide image width %d", c.patchWidth(), c.imageWidth())
 	case c.Width%c.Heads != 0:
 		return fmt.Errorf("vit config: %d heads do not divide width %d", c.Heads, c.Width)
 	case c.DType != dtypes.InvalidDType && c.DType != dtypes.Float32 && c.DType != dtypes.Float64:
 		return fmt.Errorf("vit config: dtype %s not supported (want Float32 or Float64)", c.DType)
 	}
+	if _, err := Activation(c.Activation); err != nil {
+		return fmt.Errorf("vit config: %w", err)
+	}
 	return nil
 }
 
-// NumPatches is the number of patch tokens (without the class token).
-func (c ViTConfig) NumPatches() int { g := c.ImageSize / c.PatchSize; return g * g }
+// imageWidth and patchWidth resolve the optional non-square sizes.
+func (c ViTConfig) imageWidth() int {
+	if c.ImageWidth > 0 {
+		return c.ImageWidth
+	}
+	return c.ImageSize
+}
 
-// PatchDim is the length of a flattened patch, PatchSize²·Channels.
-func (c ViTConfig) PatchDim() int { return c.PatchSize * c.PatchSize * c.Channels }
+func (c ViTConfig) patchWidth() int {
+	if c.PatchWidth > 0 {
+		return c.PatchWidth
+	}
+	return c.PatchSize
+}
+
+// ImageShape is one image's shape [height, width, channels].
+func (c ViTConfig) ImageShape() []int { return []int{c.ImageSize, c.imageWidth(), c.Channels} }
+
+// PatchShape is one patch's [height, width].
+func (c ViTConfig) PatchShape() [2]int { return [2]int{c.PatchSize, c.patchWidth()} }
+
+// PatchGrid is the number of patches along the height and the width.
+func (c ViTConfig) PatchGrid() [2]int {
+	return [2]int{c.ImageSize / c.PatchSize, c.imageWidth() / c.patchWidth()}
+}
+
+// NumPatches is the number of patch tokens (without the class token).
+func (c ViTConfig) NumPatches() int { g := c.PatchGrid(); return g[0] * g[1] }
+
+// PatchDim is the length of a flattened patch, patch height·width·Channels.
+func (c ViTConfig) PatchDim() int { return c.PatchSize * c.patchWidth() * c.Channels }
 
 func (c ViTConfig) dtype() dtypes.DType {
 	if c.DType == dtypes.InvalidDType {
@@ -86,18 +127,20 @@ func (c ViTConfig) LinearLayers() []LayerShape {
 
 // Patchify cuts images into flattened non-overlapping patches, row-major over
 // the patch grid, each patch flattened as (row, column, channel):
-// images [B, S, S, C] (or [B, S, S] when C = 1) → [B, (S/p)², p²·C].
-// A reshape and one transpose; no convolution or slicing.
+// images [B, H, W, C] (or [B, H, W] when C = 1) → [B, (H/ph)·(W/pw), ph·pw·C].
+// A reshape and one transpose; no convolution or slicing. (A convolution
+// kernel K [d, C, ph, pw], as PyTorch stores it, is the patch embedding's
+// weight [d, ph·pw·C] after permuting its axes to [d, ph, pw, C].)
 func (c ViTConfig) Patchify(images *Node) *Node {
 	b := images.Shape().Dimensions[0]
-	p, g := c.PatchSize, c.ImageSize/c.PatchSize
-	x := Reshape(images, b, g, p, g, p, c.Channels)
+	p, g := c.PatchShape(), c.PatchGrid()
+	x := Reshape(images, b, g[0], p[0], g[1], p[1], c.Channels)
 	x = TransposeAllAxes(x, 0, 1, 3, 2, 4, 5) // [B, gy, gx, py, px, C]
-	return Reshape(x, b, g*g, c.PatchDim())
+	return Reshape(x, b, g[0]*g[1], c.PatchDim())
 }
 
 // ViTFeatures runs the ViT backbone and returns the final-LayerNorm'd class
-// token: images [B, S, S, C] (or [B, S, S]) → [B, Width].
+// token: images [B, H, W, C] (or [B, H, W]) → [B, Width].
 //
 // Layers: patch_embed.proj; variables cls_token [1, 1, d] and pos_embed
 // [1, 1+N, d]; blocks.i.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}
@@ -117,10 +160,11 @@ func ViTFeatures(ctx *context.Context, c ViTConfig, run Run, images *Node) *Node
 	x = Concatenate([]*Node{BroadcastToDims(cls, b, 1, d), x}, 1)
 	x = Add(x, pos)
 	eps := c.epsilon()
+	act, _ := Activation(c.Activation) // checked by Validate
 	for i := range c.Depth {
 		p := fmt.Sprintf("blocks.%d.", i)
 		x = Add(x, MultiHeadAttention(ctx, run, p+"attn", LayerNorm(ctx, p+"norm1", x, eps), c.Heads))
-		x = Add(x, MLPBlock(ctx, run, p+"mlp", LayerNorm(ctx, p+"norm2", x, eps), c.MLPDim))
+		x = Add(x, MLPBlockWith(ctx, run, p+"mlp", LayerNorm(ctx, p+"norm2", x, eps), c.MLPDim, act))
 	}
 	x = LayerNorm(ctx, "norm", x, eps)
 	return Reshape(SliceAxis(x, 1, AxisRange(0, 1)), b, d)

@@ -114,6 +114,11 @@ type PretrainConfig struct {
 	// examples of a fixed permutation (quick modes); 0 means all.
 	TrainSubset int `json:"train_subset,omitempty"`
 	TestSubset  int `json:"test_subset,omitempty"`
+	// Model, when set, is a prism model directory (`prism import hf-vit`)
+	// that is the pretrained model: Pretrain loads it instead of training
+	// (see ImportedViTNetwork). Its weights' hash, not its path, is part of
+	// the key.
+	Model string `json:"-"`
 }
 
 // Pretrained is a pretrained checkpoint in the cache.
@@ -135,6 +140,9 @@ type Pretrained struct {
 	// Seconds is the training wall time when the checkpoint was made.
 	Seconds float64         `json:"seconds"`
 	Config  json.RawMessage `json:"config"` // what was hashed
+	// Imported reports a model read from PretrainConfig.Model (not trained
+	// here; TestAccuracy and Curves are not measured).
+	Imported bool `json:"imported,omitempty"`
 	// Cached reports that this call found the checkpoint in the cache.
 	Cached  bool    `json:"-"`
 	Network Network `json:"-"`
@@ -217,6 +225,9 @@ func Pretrain(goctx context.Context, cfg PretrainConfig, o Options) (*Pretrained
 	}
 	if cfg.Task == "" {
 		return nil, fmt.Errorf("pretrain: no task (dataset name)")
+	}
+	if cfg.Model != "" {
+		return importedPretrained(goctx, cfg, o)
 	}
 	if err := cfg.Hyper.Validate(); err != nil {
 		return nil, fmt.Errorf("pretrain: %w", err)

@@ -35,6 +35,9 @@ import (
 //	                                (T tokens per image; 1 for an MLP)
 //	eval.safetensors                labels [N] I32, base.logits [N, C] F32, finetuned.logits
 //	                                [N, C] F32 on task A's test images (the old head)
+//	adapters.safetensors            adapter methods: the trained and initial lora_A/lora_B (and
+//	                                DoRA's magnitude) of every adapted layer and the new head
+//	                                (core/adapter/peft's WriteTrained; `prism export peft` reads it)
 //	checkpoints/STEP/               with RunDirEpochs: weights_finetuned.safetensors and
 //	                                eval.safetensors (finetuned.logits) after each epoch
 const (
@@ -45,6 +48,7 @@ const (
 	RunSVDFile        = "svd.safetensors"
 	RunProbesFile     = "probes.safetensors"
 	RunEvalFile       = "eval.safetensors"
+	RunAdaptersFile   = "adapters.safetensors"
 )
 
 // runManifest is run.json (core/analysis/rundir's Manifest).
@@ -226,6 +230,9 @@ func (w *runDirWriter) write(_ context.Context, res Result, afterLogits []float3
 		if err := safetensors.WriteFile(filepath.Join(w.dir, f.name), f.ts, nil); err != nil {
 			return fmt.Errorf("run dir: %w", err)
 		}
+	}
+	if err := w.writeAdapters(res); err != nil {
+		return fmt.Errorf("run dir: %w", err)
 	}
 	m.Metrics = &runMetrics{AccuracyBefore: ptr(res.TaskAAccuracyBefore / 100), AccuracyAfter: ptr(res.TaskAAccuracyAfter / 100),
 		MeanKL: ptr(res.MeanKL)}

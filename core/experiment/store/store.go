@@ -143,11 +143,47 @@ func Open(path string) (*Store, error) {
 	// with SQLITE_BUSY, and no query is ever nested inside another.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, path: path}
-	if err := s.migrate(); err != nil {
+	if err := retryWhileBusy(s.migrate); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// openBusyLimit bounds how long Open waits for other processes that are
+// creating or migrating the same database.
+const openBusyLimit = 30 * time.Second
+
+// retryWhileBusy runs f until it returns something other than SQLITE_BUSY or
+// SQLITE_LOCKED, or openBusyLimit passes. SQLite does not call the busy
+// handler while a fresh database is being switched to WAL, so several
+// processes creating one database at once see SQLITE_BUSY at once instead of
+// waiting; the failed connection is discarded and the next try opens another.
+func retryWhileBusy(f func() error) error {
+	deadline := time.Now().Add(openBusyLimit)
+	wait := 5 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED
+// (including their extended codes).
+func isBusy(err error) bool {
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.Code() & 0xff {
+	case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+		return true
+	}
+	return false
 }
 
 // Path is the database file.

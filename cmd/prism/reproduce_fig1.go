@@ -602,17 +602,16 @@ func fig1Report(r *reproduced) string {
 	return b.String()
 }
 
-// fig1Findings states what the table shows about the window start: where
-// forgetting and accuracy are lowest and highest along the spectrum, and
-// which configurations are on the Pareto front.
+// fig1Findings states what the table shows about the window start: the
+// forgetting and accuracy along the spectrum, whether forgetting is lowest
+// inside it, and which configurations are on the Pareto front.
 func fig1Findings(gs []*group) string {
 	type point struct {
 		label       string
 		f           float64
 		acc, forget stat
 	}
-	var win []point
-	var all []point
+	var win, all []point
 	for _, g := range gs {
 		p := point{seriesLabel(g.config), windowFraction(g.config), g.metric(experiment.MetricTaskBAcc), g.metric(experiment.MetricForgetting)}
 		if p.acc.n == 0 {
@@ -627,41 +626,40 @@ func fig1Findings(gs []*group) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\n**What the table shows** (computed from the numbers above):\n\n")
+	b.WriteString("\n**What the table shows** (computed from the numbers above; ± one standard deviation over seeds):\n\n")
+	along := func(get func(point) stat, unit string) string {
+		parts := make([]string, len(win))
+		for i, p := range win {
+			parts[i] = fmt.Sprintf("%s %s", p.label, get(p).format(1))
+		}
+		return strings.Join(parts, " → ") + unit
+	}
+	fmt.Fprintf(&b, "- Forgetting from the top to the bottom of the spectrum: %s.\n", along(func(p point) stat { return p.forget }, " points"))
 	lo, hi := win[0], win[len(win)-1]
-	best := win[0]
-	for _, p := range win {
+	inner := win[1 : len(win)-1]
+	best := inner[0]
+	for _, p := range inner {
 		if p.forget.mean < best.forget.mean {
 			best = p
 		}
 	}
-	inner := win[1 : len(win)-1]
-	innerBest := inner[0]
-	for _, p := range inner {
-		if p.forget.mean < innerBest.forget.mean {
-			innerBest = p
+	ends := math.Min(lo.forget.mean, hi.forget.mean)
+	switch {
+	case best.forget.mean < ends:
+		endBest := lo
+		if hi.forget.mean < lo.forget.mean {
+			endBest = hi
 		}
+		fmt.Fprintf(&b, "- Forgetting is lowest inside the spectrum (%s: %.2f points, vs %.2f at the better end, %s): U-shaped in the window start.\n",
+			best.label, best.forget.mean, ends, endBest.label)
+	case lo.forget.mean > hi.forget.mean:
+		fmt.Fprintf(&b, "- Forgetting is not U-shaped here: it is highest at the top of the spectrum (%s, %.2f points) and no window inside the spectrum forgets less than %s (%.2f points; best inside: %s, %.2f).\n",
+			lo.label, lo.forget.mean, hi.label, hi.forget.mean, best.label, best.forget.mean)
+	default:
+		fmt.Fprintf(&b, "- Forgetting is not U-shaped here: it is highest at the bottom of the spectrum (%s, %.2f points) and no window inside the spectrum forgets less than %s (%.2f points; best inside: %s, %.2f).\n",
+			hi.label, hi.forget.mean, lo.label, lo.forget.mean, best.label, best.forget.mean)
 	}
-	shape := "not U-shaped"
-	if innerBest.forget.mean < lo.forget.mean && innerBest.forget.mean < hi.forget.mean {
-		shape = "lowest inside the spectrum (U-shaped)"
-	} else if lo.forget.mean > hi.forget.mean {
-		shape = "not U-shaped: it is highest at the top of the spectrum and lowest at its bottom"
-	}
-	fmt.Fprintf(&b, "- Forgetting against the window start is %s: %s %.2f, least forgetting %s %.2f, %s %.2f points.\n",
-		shape, lo.label, lo.forget.mean, best.label, best.forget.mean, hi.label, hi.forget.mean)
-	accBest := win[0]
-	for _, p := range win {
-		if p.acc.mean > accBest.acc.mean {
-			accBest = p
-		}
-	}
-	accMin := math.Inf(1)
-	for _, p := range win {
-		accMin = math.Min(accMin, p.acc.mean)
-	}
-	fmt.Fprintf(&b, "- Task-B accuracy along the windows ranges from %.2f%% to %.2f%% (highest: %s).\n",
-		accMin, accBest.acc.mean, accBest.label)
+	fmt.Fprintf(&b, "- Task-B accuracy from the top to the bottom of the spectrum: %s.\n", along(func(p point) stat { return p.acc }, "%"))
 	var front []string
 	for _, p := range all {
 		dominated := false

@@ -502,8 +502,19 @@ func tinySpec(s *experiment.Spec) {
 	}
 }
 
+// fig1Methods are the methods the Figure-1 panels show: the windows, PiSSA
+// and MiLoRA at the ends, LoRA and full fine-tuning as reference lines (the
+// others are in the table and the Pareto figure).
+var fig1Methods = []string{experiment.MethodWindow, experiment.MethodPiSSA, experiment.MethodMiLoRA, experiment.MethodLoRA, experiment.MethodFull}
+
 func fig1Figures(r *reproduced) error {
-	fig, err := plots.Figure1(r.done, plots.Fig1Options{})
+	var shown []plots.Run
+	for _, run := range r.done {
+		if slices.Contains(fig1Methods, run.Config.Method) {
+			shown = append(shown, run)
+		}
+	}
+	fig, err := plots.Figure1(shown, plots.Fig1Options{})
 	if err := r.save("fig1", fig, err); err != nil {
 		return err
 	}
@@ -592,7 +603,7 @@ func fig1Report(r *reproduced) string {
 	b.WriteString(failedText(r))
 	b.WriteString("\n## Figures\n\n")
 	captions := map[string]string{
-		"fig1":   "(a) task-B accuracy and (b) task-A forgetting against the window start (mean ± std over seeds); PiSSA and MiLoRA at the ends, methods without a window as horizontal lines with ± std bands",
+		"fig1":   "(a) task-B accuracy and (b) task-A forgetting against the window start (mean ± std over seeds); PiSSA and MiLoRA at the ends, LoRA and full fine-tuning as horizontal lines with ± std bands",
 		"pareto": "task-B accuracy against task-A forgetting for every configuration (mean over seeds); the Pareto front (more accuracy, less forgetting) is the staircase",
 		"curves": "training loss and accuracy within training (means over the steps between points), mean ± std over seeds",
 	}
@@ -602,9 +613,33 @@ func fig1Report(r *reproduced) string {
 	return b.String()
 }
 
+// clearlyBelow reports whether a's mean lies below b's by more than twice
+// the standard error of the difference, sqrt(sa²/na + sb²/nb) — about a 95%
+// interval; false when either has fewer than two seeds.
+func clearlyBelow(a, b stat) bool {
+	if a.n < 2 || b.n < 2 || math.IsNaN(a.std) || math.IsNaN(b.std) {
+		return false
+	}
+	se := math.Sqrt(a.std*a.std/float64(a.n) + b.std*b.std/float64(b.n))
+	return b.mean-a.mean > 2*se
+}
+
+// pearson is the correlation of x and y.
+func pearson(x, y []float64) float64 {
+	mx, my := newStat(x).mean, newStat(y).mean
+	var sxy, sxx, syy float64
+	for i := range x {
+		sxy += (x[i] - mx) * (y[i] - my)
+		sxx += (x[i] - mx) * (x[i] - mx)
+		syy += (y[i] - my) * (y[i] - my)
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
 // fig1Findings states what the table shows about the window start: the
 // forgetting and accuracy along the spectrum, whether forgetting is lowest
-// inside it, and which configurations are on the Pareto front.
+// inside it (beyond the seed-to-seed noise), and which configurations are on
+// the Pareto front.
 func fig1Findings(gs []*group) string {
 	type point struct {
 		label       string
@@ -626,7 +661,8 @@ func fig1Findings(gs []*group) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("\n**What the table shows** (computed from the numbers above; ± one standard deviation over seeds):\n\n")
+	b.WriteString("\n**What the table shows** (computed from the numbers above; mean ± one standard deviation over seeds; " +
+		"a difference counts as clear when it exceeds twice its standard error):\n\n")
 	along := func(get func(point) stat, unit string) string {
 		parts := make([]string, len(win))
 		for i, p := range win {
@@ -634,7 +670,12 @@ func fig1Findings(gs []*group) string {
 		}
 		return strings.Join(parts, " → ") + unit
 	}
-	fmt.Fprintf(&b, "- Forgetting from the top to the bottom of the spectrum: %s.\n", along(func(p point) stat { return p.forget }, " points"))
+	var fs, fg, ac []float64
+	for _, p := range win {
+		fs, fg, ac = append(fs, p.f), append(fg, p.forget.mean), append(ac, p.acc.mean)
+	}
+	fmt.Fprintf(&b, "- Forgetting from the top to the bottom of the spectrum: %s (correlation with the window start r = %.2f).\n",
+		along(func(p point) stat { return p.forget }, " points"), pearson(fs, fg))
 	lo, hi := win[0], win[len(win)-1]
 	inner := win[1 : len(win)-1]
 	best := inner[0]
@@ -643,23 +684,29 @@ func fig1Findings(gs []*group) string {
 			best = p
 		}
 	}
-	ends := math.Min(lo.forget.mean, hi.forget.mean)
-	switch {
-	case best.forget.mean < ends:
-		endBest := lo
-		if hi.forget.mean < lo.forget.mean {
-			endBest = hi
-		}
-		fmt.Fprintf(&b, "- Forgetting is lowest inside the spectrum (%s: %.2f points, vs %.2f at the better end, %s): U-shaped in the window start.\n",
-			best.label, best.forget.mean, ends, endBest.label)
-	case lo.forget.mean > hi.forget.mean:
-		fmt.Fprintf(&b, "- Forgetting is not U-shaped here: it is highest at the top of the spectrum (%s, %.2f points) and no window inside the spectrum forgets less than %s (%.2f points; best inside: %s, %.2f).\n",
-			lo.label, lo.forget.mean, hi.label, hi.forget.mean, best.label, best.forget.mean)
-	default:
-		fmt.Fprintf(&b, "- Forgetting is not U-shaped here: it is highest at the bottom of the spectrum (%s, %.2f points) and no window inside the spectrum forgets less than %s (%.2f points; best inside: %s, %.2f).\n",
-			hi.label, hi.forget.mean, lo.label, lo.forget.mean, best.label, best.forget.mean)
+	endBest := lo
+	if hi.forget.mean < lo.forget.mean {
+		endBest = hi
 	}
-	fmt.Fprintf(&b, "- Task-B accuracy from the top to the bottom of the spectrum: %s.\n", along(func(p point) stat { return p.acc }, "%"))
+	switch {
+	case clearlyBelow(best.forget, lo.forget) && clearlyBelow(best.forget, hi.forget):
+		fmt.Fprintf(&b, "- Forgetting is U-shaped in the window start: %s forgets clearly less (%s points) than both ends (%s %s, %s %s).\n",
+			best.label, best.forget.format(2), lo.label, lo.forget.format(2), hi.label, hi.forget.format(2))
+	case best.forget.mean < endBest.forget.mean:
+		fmt.Fprintf(&b, "- No clear U shape: the least forgetting inside the spectrum (%s, %s points) is within the noise of %s (%s).\n",
+			best.label, best.forget.format(2), endBest.label, endBest.forget.format(2))
+	default:
+		fmt.Fprintf(&b, "- Not U-shaped: no window inside the spectrum forgets less than %s (%s points; best inside: %s, %s).\n",
+			endBest.label, endBest.forget.format(2), best.label, best.forget.format(2))
+	}
+	switch {
+	case clearlyBelow(hi.forget, lo.forget):
+		fmt.Fprintf(&b, "- %s (the top of the spectrum) forgets clearly more than %s (the bottom): %.1f points more.\n", lo.label, hi.label, lo.forget.mean-hi.forget.mean)
+	case clearlyBelow(lo.forget, hi.forget):
+		fmt.Fprintf(&b, "- %s (the bottom of the spectrum) forgets clearly more than %s (the top): %.1f points more.\n", hi.label, lo.label, hi.forget.mean-lo.forget.mean)
+	}
+	fmt.Fprintf(&b, "- Task-B accuracy from the top to the bottom of the spectrum: %s (r = %.2f).\n",
+		along(func(p point) stat { return p.acc }, "%"), pearson(fs, ac))
 	var front []string
 	for _, p := range all {
 		dominated := false
@@ -674,7 +721,7 @@ func fig1Findings(gs []*group) string {
 			front = append(front, p.label)
 		}
 	}
-	fmt.Fprintf(&b, "- Pareto front (no other configuration has both higher accuracy and lower forgetting, means over seeds): %s.\n",
+	fmt.Fprintf(&b, "- Pareto front (no other configuration has both higher mean accuracy and lower mean forgetting): %s.\n",
 		strings.Join(front, ", "))
 	return b.String()
 }

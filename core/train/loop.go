@@ -118,8 +118,8 @@ type loop struct {
 }
 
 // TracePoint is the training loss and accuracy averaged over the steps since
-// the previous point (points are evenly spaced within each epoch and the last
-// one ends the epoch).
+// the previous point (min(points, steps) points per epoch, as evenly spaced as
+// whole steps allow; the last one ends the epoch).
 type TracePoint struct {
 	Step int `json:"step"` // optimisation steps done
 	// Epoch is the fractional epoch at the point: epoch e ends at e.
@@ -350,10 +350,6 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 		return nil
 	}
 	sessionStart, sessionSteps := time.Now(), 0
-	traceEvery := 0
-	if l.tracePerEpoch > 0 {
-		traceEvery = max(1, spe/l.tracePerEpoch)
-	}
 	lr := 0.0
 	for st.Epoch < l.hyper.Epochs {
 		perm := dense.Permutation(l.train.Len(), epochSeed(l.hyper.Seed, st.Epoch))
@@ -384,11 +380,13 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 			st.EpochSeen += l.hyper.BatchSize
 			st.Step++
 			sessionSteps++
-			if traceEvery > 0 {
+			if p := l.tracePerEpoch; p > 0 {
 				st.TraceLoss += loss
 				st.TraceCorrect += correct
 				st.TraceSeen += l.hyper.BatchSize
-				if (i+1)%traceEvery == 0 || i+1 == spe {
+				// Points after steps ⌈j·spe/p⌉, j = 1…p: p intervals of
+				// ⌊spe/p⌋ or ⌈spe/p⌉ steps (every step when spe < p).
+				if (i+1)*p/spe > i*p/spe {
 					st.Trace = append(st.Trace, TracePoint{
 						Step: st.Step, Epoch: float64(st.Epoch) + float64(i+1)/float64(spe),
 						Loss:     st.TraceLoss / float64(st.TraceSeen/l.hyper.BatchSize),

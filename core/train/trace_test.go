@@ -19,15 +19,18 @@ func TestTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spe := 1442 / cfg.Hyper.BatchSize // 45 steps per epoch; every 11 steps → 4 full intervals and one of 1
-	if len(res.Trace) != cfg.Hyper.Epochs*5 {
-		t.Fatalf("%d trace points, want 5 per epoch for %d epochs", len(res.Trace), cfg.Hyper.Epochs)
+	spe := 1442 / cfg.Hyper.BatchSize // 45 steps per epoch: 4 intervals of 11 or 12 steps
+	if len(res.Trace) != cfg.Hyper.Epochs*4 {
+		t.Fatalf("%d trace points, want 4 per epoch for %d epochs", len(res.Trace), cfg.Hyper.Epochs)
 	}
 	prev := 0
 	for e, stats := range res.Curves {
 		var loss, acc float64
-		for _, p := range res.Trace[e*5 : (e+1)*5] {
+		for j, p := range res.Trace[e*4 : (e+1)*4] {
 			n := float64(p.Step - prev)
+			if want := e*spe + ((j+1)*spe+3)/4; p.Step != want { // ⌈(j+1)·spe/4⌉
+				t.Errorf("epoch %d point %d at step %d, want %d", e+1, j+1, p.Step, want)
+			}
 			loss += n * p.Loss
 			acc += n * p.Accuracy
 			if want := float64(e) + float64(p.Step-e*spe)/float64(spe); p.Epoch != want {

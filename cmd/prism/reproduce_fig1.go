@@ -31,6 +31,7 @@ type reproduceOptions struct {
 	Quick   bool   // the quick setting (experiments/NAME-quick.yaml)
 	Tiny    bool   // hidden: a seconds-long setting for tests
 	Out     string // output directory ("" = the spec's output)
+	DB      string // results database ("" = OUT/results.db)
 	Seeds   int    // seeds per configuration (0 = the spec's)
 	Workers int    // runs at once (0 = sized to the machine)
 	Stdout  io.Writer
@@ -40,6 +41,7 @@ func addReproduceFlags(cmd *cobra.Command, o *reproduceOptions, name string) {
 	f := cmd.Flags()
 	f.BoolVar(&o.Quick, "quick", false, "the quick setting (experiments/"+name+"-quick.yaml): subsets, one epoch, fewer seeds")
 	f.StringVar(&o.Out, "out", "", "output directory for results.db, results.md and figures/ (default results/"+name+" or results/"+name+"-quick)")
+	f.StringVar(&o.DB, "db", "", "results database (default OUT/results.db); runs already stored there by another reproduction with the same configuration are reused")
 	f.IntVar(&o.Seeds, "seeds", 0, "seeds per configuration, 0 … N−1 (default: the spec's)")
 	f.IntVar(&o.Workers, "workers", 0, "runs executed at once (default: the machine's cores / cores per run, i.e. 1)")
 	f.BoolVar(&o.Tiny, "tiny", false, "a seconds-long setting for tests (tiny subsets and model)")
@@ -70,6 +72,7 @@ type reproduced struct {
 	figDir  string
 	figures []string // base names written (NAME.png, .svg, .pdf)
 	elapsed time.Duration
+	db      string
 }
 
 // runReproduction loads the spec, runs (or resumes) its sweep into
@@ -104,7 +107,10 @@ func runReproduction(ctx context.Context, o reproduceOptions, r reproduction) (*
 	if err := os.MkdirAll(spec.Output, 0o755); err != nil {
 		return nil, err
 	}
-	db := filepath.Join(spec.Output, "results.db")
+	db := o.DB
+	if db == "" {
+		db = filepath.Join(spec.Output, "results.db")
+	}
 	if err := store.CheckLocalFS(db); err != nil {
 		return nil, err
 	}
@@ -137,6 +143,7 @@ func runReproduction(ctx context.Context, o reproduceOptions, r reproduction) (*
 	if err := writeFileAtomic(filepath.Join(spec.Output, "results.md"), []byte(report)); err != nil {
 		return nil, err
 	}
+	res.db = db
 	fmt.Fprintf(o.Stdout, "\n%s\n", report)
 	fmt.Fprintf(o.Stdout, "wrote %s, %s and %s/{%s}.{png,svg,pdf} in %s\n", filepath.Join(spec.Output, "results.md"), db, res.figDir,
 		strings.Join(res.figures, ","), roundDuration(res.elapsed))
@@ -765,6 +772,9 @@ func flagsText(o reproduceOptions) string {
 	}
 	if o.Out != "" {
 		parts = append(parts, "--out "+o.Out)
+	}
+	if o.DB != "" {
+		parts = append(parts, "--db "+o.DB)
 	}
 	if len(parts) == 0 {
 		return ""

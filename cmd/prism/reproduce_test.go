@@ -74,31 +74,34 @@ func TestReproduceFig1AndLRTiny(t *testing.T) {
 	catalogtest.Open(t, "fashion-mnist")
 	withCache(t)
 	ctx := context.Background()
+	// Both share one database: lr reuses the 2 seeds × 5 configurations at
+	// fig1's learning rate.
+	db := filepath.Join(t.TempDir(), "results.db")
 	for _, tc := range []struct {
-		name    string
-		run     func(context.Context, reproduceOptions) (*reproduced, error)
-		runs    int
-		figures []string
-		rows    []string
+		name            string
+		run             func(context.Context, reproduceOptions) (*reproduced, error)
+		runs, new, have int
+		figures         []string
+		rows            []string
 	}{
-		{"fig1", runReproduceFig1, 2 * 8, []string{"fig1", "pareto", "curves"},
+		{"fig1", runReproduceFig1, 2 * 8, 2 * 8, 2 * 8, []string{"fig1", "pareto", "curves"},
 			[]string{"PiSSA", "window f=0.5", "MiLoRA", "LoRA", "OLoRA", "DoRA", "full FT", "head only"}},
-		{"lr", runReproduceLR, 2 * 2 * 5, []string{"lr"},
+		{"lr", runReproduceLR, 2 * 2 * 5, 2 * 5, 2*8 + 2*5, []string{"lr"},
 			[]string{"PiSSA", "window f=0.5", "MiLoRA", "LoRA", "full FT"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), tc.name)
 			var stdout bytes.Buffer
-			res, err := tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, Stdout: &stdout})
+			res, err := tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stdout.String())
 			}
-			if len(res.runs) != tc.runs || res.summary.Done != tc.runs {
-				t.Fatalf("%d runs, %d done now; want %d", len(res.runs), res.summary.Done, tc.runs)
+			if len(res.runs) != tc.runs || res.summary.Done != tc.new || res.summary.Skipped != tc.runs-tc.new {
+				t.Fatalf("%d runs, %d done now, %d found done; want %d, %d new", len(res.runs), res.summary.Done, res.summary.Skipped, tc.runs, tc.new)
 			}
-			stored := storedRuns(t, filepath.Join(out, "results.db"))
-			if len(stored) != tc.runs {
-				t.Errorf("%d runs in the database, want %d", len(stored), tc.runs)
+			stored := storedRuns(t, db)
+			if len(stored) != tc.have {
+				t.Errorf("%d runs in the database, want %d", len(stored), tc.have)
 			}
 			for _, r := range stored {
 				if r.Status != experiment.StatusDone {
@@ -147,11 +150,11 @@ func TestReproduceFig1AndLRTiny(t *testing.T) {
 			}
 			// Again: nothing trains, the report is written again.
 			stdout.Reset()
-			res, err = tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, Stdout: &stdout})
+			res, err = tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout})
 			if err != nil || res.summary.Skipped != tc.runs || res.summary.Done != 0 {
 				t.Errorf("second run: %v, %+v", err, res.summary)
 			}
-			if again := storedRuns(t, filepath.Join(out, "results.db")); len(again) != tc.runs {
+			if again := storedRuns(t, db); len(again) != tc.have {
 				t.Errorf("after the second run: %d runs stored", len(again))
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/prism-lora/prism/core/experiment"
+	"github.com/prism-lora/prism/core/experiment/finetune"
 	"github.com/prism-lora/prism/core/experiment/plots"
 	"github.com/prism-lora/prism/core/experiment/runner"
 	"github.com/prism-lora/prism/core/experiment/store"
@@ -39,7 +40,7 @@ type reproduceOptions struct {
 
 func addReproduceFlags(cmd *cobra.Command, o *reproduceOptions, name string) {
 	f := cmd.Flags()
-	f.BoolVar(&o.Quick, "quick", false, "the quick setting (experiments/"+name+"-quick.yaml): subsets, one epoch, fewer seeds")
+	f.BoolVar(&o.Quick, "quick", false, "the quick setting (experiments/"+name+"-quick.yaml): subsets of the data, one epoch")
 	f.StringVar(&o.Out, "out", "", "output directory for results.db, results.md and figures/ (default results/"+name+" or results/"+name+"-quick)")
 	f.StringVar(&o.DB, "db", "", "results database (default OUT/results.db); runs already stored there by another reproduction with the same configuration are reused")
 	f.IntVar(&o.Seeds, "seeds", 0, "seeds per configuration, 0 … N−1 (default: the spec's)")
@@ -67,6 +68,7 @@ type reproduced struct {
 	done    []plots.Run
 	failed  []store.Row
 	rows    map[string]store.Row // by ID
+	sums    map[string][]experiment.Summary
 	summary runner.Summary
 	out     string
 	figDir  string
@@ -218,6 +220,9 @@ func (r *reproduced) load(ctx context.Context, st *store.Store) error {
 	}
 	curves, err := st.Curves(ctx, ids)
 	if err != nil {
+		return err
+	}
+	if r.sums, err = st.Summaries(ctx, ids); err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -450,8 +455,8 @@ Writes into --out:
                               PiSSA and MiLoRA at the ends, LoRA and full FT as reference lines
   figures/pareto.*            accuracy vs forgetting of every configuration, Pareto front
   figures/curves.*            training loss and accuracy within training
-  figures/analysis.*          weight change in the pretrained singular basis vs window start
-                              (full setting: diagonal vs off-diagonal, share inside the window)
+  figures/analysis.*          weight change in the pretrained singular basis vs window start:
+                              diagonal vs off-diagonal part, share inside the window
 
 Running it again resumes: finished runs are skipped, interrupted ones run again.
 The specs are experiments/fig1.yaml and experiments/fig1-quick.yaml ('prism sweep' runs
@@ -530,7 +535,80 @@ func fig1Figures(r *reproduced) error {
 		return err
 	}
 	fig, err = plots.TrainingCurves(r.done, []string{"step_loss", "step_acc"}, curveSeries(r.done), plots.Options{})
-	return r.save("curves", fig, err)
+	if err := r.save("curves", fig, err); err != nil {
+		return err
+	}
+	if fig, ok, err := analysisFigure(r); ok || err != nil {
+		return r.save("analysis", fig, err)
+	}
+	return nil
+}
+
+// modelSummary is a run's model-wide analysis value (NaN when absent).
+func (r *reproduced) modelSummary(id, key string) float64 {
+	for _, s := range r.sums[id] {
+		if s.Scope == finetune.ModelScope && s.Key == key {
+			return s.Value
+		}
+	}
+	return math.NaN()
+}
+
+// analysisFigure draws, from the runs' analysis summaries, how the weights
+// changed in the pretrained singular basis against the window start (PiSSA,
+// the windows, MiLoRA): (a) the diagonal (strength of existing components)
+// and off-diagonal (mixing) parts of ΔM, summed over layers; (b) the share of
+// ‖ΔM‖² inside the window's block and the spectral energy the window starts
+// from. ok is false when the runs have no summaries (analysis off).
+func analysisFigure(r *reproduced) (*figure.Figure, bool, error) {
+	byF := map[float64]map[string][]float64{}
+	var fs []float64
+	for _, run := range r.done {
+		f := windowFraction(run.Config)
+		if math.IsNaN(f) || run.Config.Method == experiment.MethodMid {
+			continue
+		}
+		if _, ok := byF[f]; !ok {
+			byF[f] = map[string][]float64{}
+			fs = append(fs, f)
+		}
+		for _, k := range []string{"diag_norm", "off_norm", "window_share", "window_energy"} {
+			if v := r.modelSummary(run.ID, k); !math.IsNaN(v) {
+				byF[f][k] = append(byF[f][k], v)
+			}
+		}
+	}
+	sort.Float64s(fs)
+	series := func(key string) (xs, mean, std []float64) {
+		for _, f := range fs {
+			if st := newStat(byF[f][key]); st.n > 0 {
+				xs, mean, std = append(xs, f), append(mean, st.mean), append(std, st.std)
+			}
+		}
+		return
+	}
+	if xs, _, _ := series("off_norm"); len(xs) < 2 {
+		return nil, false, nil
+	}
+	const xlabel = "window start (fraction of the spectrum; PiSSA 0, MiLoRA 1)"
+	a := figure.NewPanel("(a) ΔM = Uᵀ(W₁ − W₀)V in the pretrained singular basis", xlabel, "Frobenius norm, all layers")
+	b := figure.NewPanel("(b) where the change lands", xlabel, "fraction")
+	for i, c := range []struct {
+		p     *figure.Panel
+		key   string
+		label string
+	}{
+		{a, "diag_norm", "diagonal of ΔM (strength of existing components)"},
+		{a, "off_norm", "off-diagonal of ΔM (mixing of components)"},
+		{b, "window_share", "share of the ΔM energy in the window's block"},
+		{b, "window_energy", "spectral energy in the window (Σ σᵢ² / Σ σ²)"},
+	} {
+		xs, mean, std := series(c.key)
+		if err := c.p.MeanStd(i, c.label, xs, mean, std); err != nil {
+			return nil, true, err
+		}
+	}
+	return &figure.Figure{Panels: [][]*figure.Panel{{a, b}}, Size: figure.TwoColumn, Legend: figure.LegendBelow}, true, nil
 }
 
 // curveSeries picks the series for the training-curve figure: PiSSA, the
@@ -613,6 +691,9 @@ func fig1Report(r *reproduced) string {
 		"fig1":   "(a) task-B accuracy and (b) task-A forgetting against the window start (mean ± std over seeds); PiSSA and MiLoRA at the ends, LoRA and full fine-tuning as horizontal lines with ± std bands",
 		"pareto": "task-B accuracy against task-A forgetting for every configuration (mean over seeds); the Pareto front (more accuracy, less forgetting) is the staircase",
 		"curves": "training loss and accuracy within training (means over the steps between points), mean ± std over seeds",
+		"analysis": "how the weights changed, in the pretrained singular basis (DESIGN.md §2), against the window start: " +
+			"(a) diagonal (strength of the existing components) and off-diagonal (mixing) parts of ΔM, summed over layers; " +
+			"(b) the share of the change inside the window's block and the spectral energy the window starts from (mean ± std over seeds)",
 	}
 	for _, f := range r.figures {
 		fmt.Fprintf(&b, "![%s](figures/%s.png)\n\n*%s.* (`figures/%s.svg`, `.pdf`)\n\n", captions[f], f, captions[f], f)

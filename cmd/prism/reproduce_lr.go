@@ -184,37 +184,28 @@ func lrReport(r *reproduced) string {
 	if len(rates) >= 2 {
 		top := rates[len(rates)-1]
 		b.WriteString("**What the tables show** (computed from the numbers above):\n\n")
-		fmt.Fprintf(&b, "At the highest learning rate (%g), per method: task-B accuracy (its change from the method's best learning rate) and forgetting.\n\n", top)
-		type rob struct {
-			label             string
-			acc, drop, forget float64
-			diverged          bool
-		}
-		var robs []rob
+		fmt.Fprintf(&b, "Per method: the learning rate with the best mean task-B accuracy, and at the highest learning rate (%g) the accuracy (its change from that best) and the forgetting.\n\n", top)
 		for _, rw := range list {
-			best := math.Inf(-1)
+			best, bestLR := math.Inf(-1), math.NaN()
+			var bestStat stat
 			for _, lr := range rates {
 				if g := rw.cells[lr]; g != nil && len(g.runs) > 0 {
-					best = math.Max(best, g.metric(experiment.MetricTaskBAcc).mean)
+					if st := g.metric(experiment.MetricTaskBAcc); st.mean > best {
+						best, bestLR, bestStat = st.mean, lr, st
+					}
 				}
 			}
 			g := rw.cells[top]
-			if g == nil {
+			if g == nil || math.IsNaN(bestLR) {
 				continue
 			}
 			if len(g.runs) == 0 {
-				robs = append(robs, rob{label: rw.label, diverged: true})
+				fmt.Fprintf(&b, "- %s: best at lr %g (%s%%); diverged at lr %g\n", rw.label, bestLR, bestStat.format(2), top)
 				continue
 			}
-			acc := g.metric(experiment.MetricTaskBAcc).mean
-			robs = append(robs, rob{label: rw.label, acc: acc, drop: acc - best, forget: g.metric(experiment.MetricForgetting).mean})
-		}
-		for _, x := range robs {
-			if x.diverged {
-				fmt.Fprintf(&b, "- %s: diverged\n", x.label)
-				continue
-			}
-			fmt.Fprintf(&b, "- %s: %.2f%% (%+.2f), forgetting %.2f points\n", x.label, x.acc, x.drop, x.forget)
+			acc := g.metric(experiment.MetricTaskBAcc)
+			fmt.Fprintf(&b, "- %s: best at lr %g (%s%%); at lr %g: %s%% (%+.2f), forgetting %s points\n", rw.label, bestLR,
+				bestStat.format(2), top, acc.format(2), acc.mean-best, g.metric(experiment.MetricForgetting).format(2))
 		}
 		b.WriteString("\n")
 	}

@@ -170,6 +170,15 @@ func Sweep(ctx context.Context, st *store.Store, spec *experiment.Spec, runs []e
 				// Bookkeeping writes must land even when the sweep is being
 				// interrupted, so they do not use the cancellable context.
 				bg := context.WithoutCancel(ctx)
+				// Another process sharing the database (a second sweep
+				// with runs in common) may have finished it meanwhile.
+				if status, err := st.Statuses(bg, []string{r.ID}); err == nil && status[r.ID] == experiment.StatusDone {
+					disp.finish(r, experiment.RunRecord{}, true)
+					mu.Lock()
+					sum.Skipped++
+					mu.Unlock()
+					continue
+				}
 				started := time.Now()
 				if err := st.MarkRunning(bg, r.ID, host, executor, started); err != nil {
 					mu.Lock()

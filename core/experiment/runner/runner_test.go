@@ -248,3 +248,48 @@ func TestETA(t *testing.T) {
 		t.Errorf("ETA with no progress = %s, want ?", got)
 	}
 }
+
+// TestRunFinishedElsewhereIsSkipped: a run that another process (a second
+// sweep sharing the database) records while this sweep is under way is not
+// executed again when its turn comes.
+func TestRunFinishedElsewhereIsSkipped(t *testing.T) {
+	spec, all := load(t, sweepSpec)
+	var runs []experiment.Run
+	for _, r := range all {
+		if r.Config.LearningRate == 1e-2 && len(runs) < 3 {
+			runs = append(runs, r)
+		}
+	}
+	st := openStore(t, filepath.Join(t.TempDir(), "r.db"))
+	ctx := context.Background()
+	var executed []string
+	kind := synthetic.Kind
+	kind.Run = func(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress) (experiment.Result, error) {
+		id := cfg.MustID()
+		executed = append(executed, id)
+		if id == runs[0].ID {
+			// "Another process" finishes the third run meanwhile.
+			other, err := synthetic.Run(ctx, runs[2].Config, experiment.NopProgress{})
+			if err != nil {
+				return other, err
+			}
+			now := time.Now().UTC()
+			if err := st.Record(ctx, experiment.RunRecord{ID: runs[2].ID, Config: runs[2].Config, Status: experiment.StatusDone,
+				Result: other, Host: "elsewhere", Executor: "local", Started: now, Finished: now}); err != nil {
+				return other, err
+			}
+		}
+		return synthetic.Run(ctx, cfg, p)
+	}
+	var out bytes.Buffer
+	sum, err := Sweep(ctx, st, spec, runs, kind, Options{Workers: 1, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(executed) != 2 || sum.Done != 2 || sum.Skipped != 1 {
+		t.Errorf("executed %d runs, summary %+v, want 2 executed and 1 skipped\n%s", len(executed), sum, out.String())
+	}
+	if !strings.Contains(out.String(), "(recorded by another process)") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}

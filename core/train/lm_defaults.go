@@ -46,7 +46,7 @@ func DefaultTextFinetune(pre TextPretrainConfig, method string, quick bool) Text
 	if quick {
 		c.TrainSubset, c.TestSubset, c.OldTestSubset = QuickTextFinetuneTrain, QuickTextFinetuneTest, QuickTextOldTest
 		c.Hyper.LearningRate = 3e-3
-		c.EvalEvery = 25
+		c.EvalEvery = 50
 	}
 	return c
 }

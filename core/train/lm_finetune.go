@@ -212,8 +212,19 @@ func (r TextResult) Metrics() map[string]float64 {
 
 // CurveSeries returns the curves by name against the (fractional) epoch:
 // "train_loss" (nats per token), "train_bpc", "train_acc" (%), "lr", and
-// the evaluations "b_bpc", "a_bpc", "a_kl".
-func (r TextResult) CurveSeries() map[string][]CurvePoint { return textCurveSeries(r.Curves) }
+// the evaluations "b_bpc", "a_bpc", "a_kl", which start at epoch 0 with
+// the pretrained model's values.
+func (r TextResult) CurveSeries() map[string][]CurvePoint {
+	out := map[string][]CurvePoint{
+		MetricTaskBBPC: {{0, r.TaskBBefore.BPC}},
+		"a_bpc":        {{0, r.TaskABefore.BPC}},
+		MetricKL:       {{0, 0}},
+	}
+	for k, pts := range textCurveSeries(r.Curves) {
+		out[k] = append(out[k], pts...)
+	}
+	return out
+}
 
 func textCurveSeries(curves []TextEvalPoint) map[string][]CurvePoint {
 	out := map[string][]CurvePoint{}

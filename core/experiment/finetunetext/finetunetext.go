@@ -66,19 +66,24 @@ const Name = "finetune-text"
 // ModelName is the model.name the kind accepts.
 const ModelName = "lm"
 
-// Kind is the run kind, ready to register.
-var Kind = experiment.Kind{
-	Name:     Name,
-	Run:      Run,
-	Validate: Validate,
-	Threads:  runtime.NumCPU(),
-	Doc:      "byte-level transformer LM pretrained on one corpus (kjv), fine-tuned on another (austen); bits per character and their rise",
-}
+// Kind is the run kind with the default training options, ready to
+// register.
+var Kind = KindWith(train.Options{})
 
-// Options are the training options of the kind's runs (the cache
-// directory, the backend, the datasets); nothing in them changes a result.
-// Tests and commands may set them before a sweep.
-var Options train.Options
+// KindWith is the run kind with the given training options (the cache
+// directory, the backend, how datasets are opened); nothing in them changes
+// a result. Its callbacks and Quiet are replaced by the runner's progress.
+func KindWith(o train.Options) experiment.Kind {
+	return experiment.Kind{
+		Name: Name,
+		Run: func(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress) (experiment.Result, error) {
+			return run(ctx, cfg, p, o)
+		},
+		Validate: Validate,
+		Threads:  runtime.NumCPU(),
+		Doc:      "byte-level transformer LM pretrained on one corpus (kjv), fine-tuned on another (austen); bits per character and their rise",
+	}
+}
 
 //go:embed specs/*.yaml
 var specFiles embed.FS
@@ -315,14 +320,13 @@ func Validate(cfg experiment.RunConfig) error {
 	return nil
 }
 
-// Run fine-tunes one configuration and maps the result into the
+// run fine-tunes one configuration and maps the result into the
 // experiment's metrics, curves and summaries.
-func Run(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress) (experiment.Result, error) {
+func run(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress, o train.Options) (experiment.Result, error) {
 	c, err := Config(cfg)
 	if err != nil {
 		return experiment.Result{}, err
 	}
-	o := Options
 	o.Quiet = true
 	o.Callbacks = train.Callbacks{Progress: func(pr train.Progress) {
 		p.Report(pr.Step, pr.Steps, fmt.Sprintf("%s step %d/%d bpc %.3f ETA %s", pr.Phase, pr.Step, pr.Steps, pr.Loss/math.Ln2, pr.ETA.Round(time.Second)))

@@ -495,18 +495,11 @@ func (r *textReport) label(c experiment.RunConfig) string {
 	return runLabel(c)
 }
 
-// codeBlock indents generated text as a markdown code block: invalid UTF-8
-// and control characters other than line breaks and tabs become U+FFFD, and
-// no line ends in spaces.
+// codeBlock indents generated text as a markdown code block (train.Printable,
+// no line ending in spaces).
 func codeBlock(text string) string {
-	text = strings.Map(func(r rune) rune {
-		if r != '\n' && r != '\t' && (r < 0x20 || r == 0x7f) {
-			return '\uFFFD'
-		}
-		return r
-	}, strings.ToValidUTF8(text, "\uFFFD"))
 	var b strings.Builder
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(train.Printable(text), "\n"), "\n") {
 		b.WriteString(strings.TrimRight("    "+line, " \t") + "\n")
 	}
 	return b.String()

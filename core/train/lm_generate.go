@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -126,4 +127,16 @@ func pick(z []float32, temperature float64, rng *rand.Rand, probs []float64) int
 		u -= p
 	}
 	return best
+}
+
+// Printable returns generated text ready to show: bytes that are not valid
+// UTF-8 and control characters other than line breaks and tabs become
+// U+FFFD (a byte-level model may emit any byte).
+func Printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if r != '\n' && r != '\t' && (r < 0x20 || r == 0x7f) {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(text, "\uFFFD"))
 }

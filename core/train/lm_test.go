@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -507,4 +508,9 @@ func TestTextWindows(t *testing.T) {
 	if sub.Len() != 100 || sub.Tokens() != 6400 {
 		t.Errorf("subset: %d windows, %d tokens", sub.Len(), sub.Tokens())
 	}
+}
+
+func ExamplePrintable() {
+	fmt.Printf("%+q\n", Printable("thou\x01 art\tthe\nman\xff"))
+	// Output: "thou\ufffd art\tthe\nman\ufffd"
 }

@@ -42,6 +42,7 @@ type reproduceTextOptions struct {
 	SpecFile string // a spec of kind finetune-text instead of the built-in one
 	Workers  int    // parallel runs (0: sized to the machine, 1 here)
 	CacheDir string // pretrained models and run checkpoints ("" = $PRISM_CACHE_DIR or ~/.cache/prism)
+	Analysis bool   // write each run's analysis directory and analyse them (prism analyze)
 	Out      io.Writer
 	Live     *bool // runner display (nil: detect a terminal)
 }
@@ -72,6 +73,8 @@ The sweep runs through the experiment runner (crash-safe SQLite, rerunning resum
   figures/pareto.*             Austen bpc against forgetting, Pareto front (bottom left is best)
   figures/curves.*             training bpc, Austen and KJV test bpc along fine-tuning
   spec.yaml                    the spec that was run
+  runs/ID/, analysis/          with --analysis: each run's weights, SVD, probes and logits,
+                               and prism analyze's tables and figures over all runs
 
 --quick: a 137k-parameter model (width 64, 2 blocks, context 64) pretrained one epoch on
 24,000 windows of the KJV, fine-tuned 100 steps per method (about 4 minutes on 2 cores
@@ -92,6 +95,7 @@ spec of kind finetune-text (e.g. more seeds or windows) through the same pipelin
 	f.StringVar(&o.SpecFile, "spec", "", "run this spec (kind finetune-text) instead of the built-in one")
 	f.IntVar(&o.Workers, "workers", 0, "runs executed at once (default: the machine's cores / the cores one run uses)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "cache of pretrained models and run checkpoints (default $PRISM_CACHE_DIR, else ~/.cache/prism)")
+	f.BoolVar(&o.Analysis, "analysis", false, "also write each run's analysis directory (DIR/runs/ID) and analyse what fine-tuning changed in every layer (DIR/analysis, as prism analyze)")
 	return cmd
 }
 
@@ -139,7 +143,11 @@ func runReproduceText(ctx context.Context, o reproduceTextOptions) error {
 	if spec.Output, err = filepath.Abs(spec.Output); err != nil {
 		return err
 	}
-	kind := finetunetext.KindWith(train.Options{CacheDir: o.CacheDir})
+	ko := finetunetext.KindOptions{Train: train.Options{CacheDir: o.CacheDir}}
+	if o.Analysis {
+		ko.RunDirs = filepath.Join(spec.Output, "runs")
+	}
+	kind := finetunetext.KindWith(ko)
 	runs, err := spec.Expand()
 	if err != nil {
 		return err
@@ -202,10 +210,40 @@ func runReproduceText(ctx context.Context, o reproduceTextOptions) error {
 	if ferr != nil {
 		return ferr
 	}
+	if o.Analysis {
+		if err := analyzeTextRuns(ctx, rep, ko.RunDirs, filepath.Join(spec.Output, "analysis"), o.Out); err != nil {
+			return err
+		}
+	}
 	if n := len(runs) - len(rep.runs); n > 0 {
 		return &sweepFailed{n: n, db: db}
 	}
 	return nil
+}
+
+// analyzeTextRuns runs prism analyze over the run directories of the
+// report's runs (in its order) into out; runs finished earlier without
+// --analysis have none and are named.
+func analyzeTextRuns(ctx context.Context, rep *textReport, root, out string, log io.Writer) error {
+	var dirs, missing []string
+	for _, r := range rep.runs {
+		dir, err := finetunetext.RunDir(root, r.Config)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(dir, "run.json")); err != nil {
+			missing = append(missing, runLabel(r.Config))
+			continue
+		}
+		dirs = append(dirs, dir)
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(log, "not analysed (finished earlier without --analysis): %s\n", strings.Join(missing, ", "))
+	}
+	if len(dirs) == 0 {
+		return errors.New("--analysis: no run has an analysis directory (runs that finished before without --analysis have none; use a new --out)")
+	}
+	return runAnalyze(ctx, analyzeOptions{Runs: dirs, Out: out, Figures: true, Log: log})
 }
 
 // ensureTextData makes the spec's corpora present (verifying them, or

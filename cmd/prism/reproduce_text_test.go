@@ -164,9 +164,45 @@ func TestReproduceTextHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--quick", "--out", "--spec", "--workers", "--cache-dir", "bpc_forgetting", "figures/fig1"} {
+	for _, want := range []string{"--quick", "--out", "--spec", "--workers", "--cache-dir", "--analysis", "bpc_forgetting", "figures/fig1"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}
+	}
+}
+
+// TestReproduceTextAnalysis: with --analysis every run writes its analysis
+// directory and prism analyze runs over them.
+func TestReproduceTextAnalysis(t *testing.T) {
+	catalogtest.Open(t, "kjv")
+	catalogtest.Open(t, "austen")
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "tiny.yaml")
+	src := strings.Replace(tinyTextSpec, "methods: [lora, pissa, milora, window, full, head]", "methods: [pissa, window]", 1)
+	if err := os.WriteFile(specFile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	live := false
+	var log bytes.Buffer
+	o := reproduceTextOptions{SpecFile: specFile, OutDir: out, CacheDir: filepath.Join(dir, "cache"), Out: &log, Live: &live, Analysis: true}
+	if err := runReproduceText(context.Background(), o); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	analysisReport, err := os.ReadFile(filepath.Join(out, "analysis", "report.md"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, want := range []string{"pissa r=4 α=4", "window start=6 r=4 α=4", "blocks.0.attn.qkv", "blocks.0.mlp.fc2"} {
+		if !strings.Contains(string(analysisReport), want) {
+			t.Errorf("analysis/report.md lacks %q", want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(out, "analysis", "figures", "profile_mean.png")); err != nil || fi.Size() < 1000 {
+		t.Errorf("analysis figure: %v", err)
+	}
+	runs, err := os.ReadDir(filepath.Join(out, "runs"))
+	if err != nil || len(runs) != 2 {
+		t.Errorf("run directories: %d (%v), want 2", len(runs), err)
 	}
 }

@@ -76,6 +76,19 @@ func (t textWindows) Len() int {
 	return t.total
 }
 
+// first returns the first n windows of t (all when n ≥ Len()).
+func (t textWindows) first(n int) textWindows {
+	if n >= t.Len() {
+		return t
+	}
+	out := t
+	out.index = make([]int32, n)
+	for i := range n {
+		out.index[i] = int32(t.position(i))
+	}
+	return out
+}
+
 // Tokens is the number of predicted positions, Len()·T.
 func (t textWindows) Tokens() int { return t.Len() * t.seqLen }
 

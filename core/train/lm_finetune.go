@@ -68,6 +68,14 @@ type TextFinetuneConfig struct {
 	EvalEvery int `json:"eval_every,omitempty"`
 	// Sample is the text generated before and after fine-tuning.
 	Sample SampleConfig `json:"sample"`
+
+	// RunDir, when set, receives the files core/analysis reads
+	// (writeTextRunDir): `prism analyze RUNDIR` then decomposes what
+	// fine-tuning changed in every adapted layer.
+	RunDir string `json:"-"`
+	// ProbeWindows is the number of task-A test windows whose layer inputs
+	// and logits the run directory stores (0: DefaultProbeWindows).
+	ProbeWindows int `json:"-"`
 }
 
 // TextTargets names every linear layer of the model's blocks: the default
@@ -127,7 +135,7 @@ func (c TextFinetuneConfig) Validate() error {
 			return fmt.Errorf("text finetune: target %q is not a regular expression: %v", t, err)
 		}
 	}
-	if c.TrainSubset < 0 || c.TestSubset < 0 || c.OldTestSubset < 0 || c.EvalEvery < 0 {
+	if c.TrainSubset < 0 || c.TestSubset < 0 || c.OldTestSubset < 0 || c.EvalEvery < 0 || c.ProbeWindows < 0 {
 		return fmt.Errorf("text finetune: subset sizes and eval_every must be ≥ 0 (0 = all, or once per epoch)")
 	}
 	assigned, err := adapter.NewPlan(c.AdapterConfig(), c.targets()...).Resolve(textLayers(c.Pretrain.Model))
@@ -197,6 +205,8 @@ type TextResult struct {
 	Resumed         bool            `json:"resumed,omitempty"`
 	Curves          []TextEvalPoint `json:"curves"`
 	Fingerprint     string          `json:"fingerprint"`
+	// RunDir is where the analysis files were written ("" if none).
+	RunDir string `json:"run_dir,omitempty"`
 }
 
 // Metrics returns the final scalar metrics by name.
@@ -343,7 +353,24 @@ func FinetuneText(goctx context.Context, cfg TextFinetuneConfig, o Options) (Tex
 		v.SetTrainable(false)
 	}
 	plan := adapter.NewPlan(cfg.AdapterConfig(), cfg.targets()...)
-	adapted, err := adapter.Attach(goctx, mctx, plan, textLayers(m), adapter.Options{})
+	var probeSet textWindows
+	var probes map[string]lowrank.Matrix[float64]
+	if cfg.RunDir != "" {
+		// The layers' inputs in the pretrained model, before Attach replaces W by Wres.
+		assigned, err := plan.Resolve(textLayers(m))
+		if err != nil {
+			return res, err
+		}
+		n := cfg.ProbeWindows
+		if n == 0 {
+			n = DefaultProbeWindows
+		}
+		probeSet = testA.first(n)
+		if probes, err = textProbes(b, mctx, m, probeSet, assigned); err != nil {
+			return res, err
+		}
+	}
+	adapted, err := adapter.Attach(goctx, mctx, plan, textLayers(m), adapter.Options{KeepSVD: cfg.RunDir != ""})
 	if err != nil {
 		return res, err
 	}
@@ -414,9 +441,27 @@ func FinetuneText(goctx context.Context, cfg TextFinetuneConfig, o Options) (Tex
 			res.TrainableParams += v.Shape().Size()
 		}
 	}
+	res.WallTime = time.Since(started)
+	if cfg.RunDir != "" {
+		res.RunDir = cfg.RunDir
+		_, after, err := scoreText(b, ctx, m, linear, probeSet, batch, &l.evaluator, nil, true)
+		if err != nil {
+			return res, err
+		}
+		targets := make([]int, 0, probeSet.Tokens())
+		for i := range probeSet.Len() {
+			_, y := probeSet.window(i)
+			for _, t := range y {
+				targets = append(targets, int(t))
+			}
+		}
+		base := baseA[:probeSet.Tokens()*m.Vocab] // probeSet is testA's first windows
+		if err := writeTextRunDir(cfg.RunDir, cfg, res, adapted, mctx, probes, targets, base, after, m.Vocab); err != nil {
+			return res, err
+		}
+	}
 	if err := os.RemoveAll(filepath.Dir(ckpt)); err != nil {
 		return res, err
 	}
-	res.WallTime = time.Since(started)
 	return res, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gomlx/gopjrt/dtypes"
 
 	"github.com/prism-lora/prism/core/adapter"
+	"github.com/prism-lora/prism/core/analysis/rundir"
 	"github.com/prism-lora/prism/core/backend"
 	"github.com/prism-lora/prism/core/lowrank"
 	"github.com/prism-lora/prism/core/models"
@@ -513,4 +514,47 @@ func TestTextWindows(t *testing.T) {
 func ExamplePrintable() {
 	fmt.Printf("%+q\n", Printable("thou\x01 art\tthe\nman\xff"))
 	// Output: "thou\ufffd art\tthe\nman\ufffd"
+}
+
+// TestTextRunDir: a text run directory is what core/analysis reads; the
+// analysis of it decomposes every adapted layer and recomputes the
+// forgetting in bits per character from the stored logits, equal to the
+// run's own measurement on the same windows.
+func TestTextRunDir(t *testing.T) {
+	cfg := tinyTextFinetune(adapter.MethodMid)
+	cfg.RunDir = filepath.Join(t.TempDir(), "run")
+	cfg.ProbeWindows = cfg.OldTestSubset // the stored logits cover the whole old test subset
+	res, err := FinetuneText(context.Background(), cfg, textOptions(t, sharedTextCache(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RunDir != cfg.RunDir {
+		t.Errorf("RunDir %q", res.RunDir)
+	}
+	run, err := rundir.Analyze(context.Background(), cfg.RunDir, rundir.Options{VerifyBasis: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Method != "mid" || len(run.Layers) != 4 {
+		t.Fatalf("analysis: method %q, %d layers", run.Method, len(run.Layers))
+	}
+	for _, l := range run.Layers {
+		w := l.Weight
+		if !(w.DeltaWNorm > 0) || w.BasisResidual > 1e-9 || l.Feature == nil {
+			t.Errorf("layer %s: ‖ΔW‖ %g, basis residual %g, feature analysis %v", l.Name, w.DeltaWNorm, w.BasisResidual, l.Feature != nil)
+		}
+	}
+	fg := run.Forgetting
+	if math.Abs(fg.BPCBefore-res.TaskABefore.BPC) > 1e-9 || math.Abs(fg.BPCAfter-res.TaskAAfter.BPC) > 1e-9 || fg.MeanKL != res.TaskAAfter.KL {
+		t.Errorf("analysis forgetting %+v; the run measured bpc %.9f → %.9f, KL %.9f", fg, res.TaskABefore.BPC, res.TaskAAfter.BPC, res.TaskAAfter.KL)
+	}
+	m, err := rundir.ReadManifest(cfg.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range m.Layers {
+		if l.Window == nil || l.Window.Rank != 4 || l.Window.Start != 6 { // mid of k = 16, r = 4
+			t.Errorf("layer %s window %+v, want start 6 rank 4", l.Name, l.Window)
+		}
+	}
 }

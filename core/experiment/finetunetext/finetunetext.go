@@ -51,6 +51,7 @@ import (
 	"embed"
 	"fmt"
 	"math"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -66,14 +67,23 @@ const Name = "finetune-text"
 // ModelName is the model.name the kind accepts.
 const ModelName = "lm"
 
-// Kind is the run kind with the default training options, ready to
-// register.
-var Kind = KindWith(train.Options{})
+// Kind is the run kind with the default options, ready to register.
+var Kind = KindWith(KindOptions{})
 
-// KindWith is the run kind with the given training options (the cache
-// directory, the backend, how datasets are opened); nothing in them changes
-// a result. Its callbacks and Quiet are replaced by the runner's progress.
-func KindWith(o train.Options) experiment.Kind {
+// KindOptions configure the kind's runs; nothing in them changes a result.
+type KindOptions struct {
+	// Train are the training options (the cache directory, the backend,
+	// how datasets are opened). Their callbacks and Quiet are replaced by
+	// the runner's progress.
+	Train train.Options
+	// RunDirs, when set, gives every run an analysis directory (the files
+	// core/analysis reads, see train.TextFinetuneConfig.RunDir) named
+	// RunDirs/ID12, ID12 the first 12 hex digits of the run's ID.
+	RunDirs string
+}
+
+// KindWith is the run kind with the given options.
+func KindWith(o KindOptions) experiment.Kind {
 	return experiment.Kind{
 		Name: Name,
 		Run: func(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress) (experiment.Result, error) {
@@ -83,6 +93,15 @@ func KindWith(o train.Options) experiment.Kind {
 		Threads:  runtime.NumCPU(),
 		Doc:      "byte-level transformer LM pretrained on one corpus (kjv), fine-tuned on another (austen); bits per character and their rise",
 	}
+}
+
+// RunDir is the analysis directory of a run under root (KindOptions.RunDirs).
+func RunDir(root string, cfg experiment.RunConfig) (string, error) {
+	id, err := cfg.ID()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, experiment.ShortID(id)), nil
 }
 
 //go:embed specs/*.yaml
@@ -322,11 +341,17 @@ func Validate(cfg experiment.RunConfig) error {
 
 // run fine-tunes one configuration and maps the result into the
 // experiment's metrics, curves and summaries.
-func run(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress, o train.Options) (experiment.Result, error) {
+func run(ctx context.Context, cfg experiment.RunConfig, p experiment.Progress, ko KindOptions) (experiment.Result, error) {
 	c, err := Config(cfg)
 	if err != nil {
 		return experiment.Result{}, err
 	}
+	if ko.RunDirs != "" {
+		if c.RunDir, err = RunDir(ko.RunDirs, cfg); err != nil {
+			return experiment.Result{}, err
+		}
+	}
+	o := ko.Train
 	o.Quiet = true
 	o.Callbacks = train.Callbacks{Progress: func(pr train.Progress) {
 		p.Report(pr.Step, pr.Steps, fmt.Sprintf("%s step %d/%d bpc %.3f ETA %s", pr.Phase, pr.Step, pr.Steps, pr.Loss/math.Ln2, pr.ETA.Round(time.Second)))

@@ -120,9 +120,10 @@ func TestSweep(t *testing.T) {
 	catalogtest.Open(t, "austen")
 	spec, runs := parse(t, tinySpec)
 	cache := t.TempDir()
-	kind := KindWith(train.Options{CacheDir: cache, Open: func(_ context.Context, name string) (datasets.InMemory, error) {
+	runDirs := t.TempDir()
+	kind := KindWith(KindOptions{Train: train.Options{CacheDir: cache, Open: func(_ context.Context, name string) (datasets.InMemory, error) {
 		return catalogtest.Open(t, name), nil
-	}})
+	}}, RunDirs: runDirs})
 	st, err := store.Open(filepath.Join(t.TempDir(), "results.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +191,15 @@ func TestSweep(t *testing.T) {
 	for _, k := range []string{"sample/before", "sample/after", "sample/prompt", "pretrain/test_bpc", "blocks.0.attn.qkv/window_start"} {
 		if !keys[k] {
 			t.Errorf("no summary %s", k)
+		}
+	}
+	for _, r := range runs {
+		dir, err := RunDir(runDirs, r.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "run.json")); err != nil {
+			t.Errorf("run %s: no analysis directory: %v", r.Config.Label(), err)
 		}
 	}
 	entries, err := os.ReadDir(filepath.Join(cache, "pretrained"))

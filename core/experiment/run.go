@@ -73,6 +73,17 @@ const (
 	MetricWallSeconds     = "wall_s"           // wall time of the run, s
 )
 
+// Standard metric names of language-model runs (kind finetune-text): bits
+// per character on held-out text, where lower is better, and their rise on
+// the old corpus as its forgetting.
+const (
+	MetricTaskBBPC       = "b_bpc"          // new-task test bits per character after fine-tuning
+	MetricTaskBBPCBefore = "b_bpc_before"   // new-task test bits per character of the base model
+	MetricTaskABPCBefore = "a_bpc_before"   // old-task test bits per character of the base model
+	MetricTaskABPCAfter  = "a_bpc_after"    // old-task test bits per character after fine-tuning
+	MetricBPCForgetting  = "bpc_forgetting" // a_bpc_after − a_bpc_before, bits per character
+)
+
 // Check reports a result's problems: non-finite curve points or summary
 // values are kept (NaN is stored as NULL), but names must be non-empty.
 func (r Result) Check() error {

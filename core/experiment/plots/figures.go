@@ -166,7 +166,8 @@ type ParetoPoint struct {
 
 // ParetoFront averages runs over seeds per configuration and marks the
 // points no other point dominates (higher or equal accuracy and lower or
-// equal forgetting, one of them strictly).
+// equal forgetting, one of them strictly; for a metric where lower is better,
+// such as bits per character, lower or equal instead of higher or equal).
 func ParetoFront(runs []Run, accMetric, forgetMetric string) []ParetoPoint {
 	type key struct{ series, setting string }
 	acc := map[key][]float64{}
@@ -189,11 +190,16 @@ func ParetoFront(runs []Run, accMetric, forgetMetric string) []ParetoPoint {
 		}
 		pts = append(pts, ParetoPoint{Series: k.series, Setting: k.setting, Acc: a, Forget: f, AccStd: as, ForgStd: fs})
 	}
+	sign := 1.0 // accuracy: higher is better
+	if LowerIsBetter(accMetric) {
+		sign = -1
+	}
 	for i := range pts {
 		pts[i].Front = true
 		for j := range pts {
-			if i != j && pts[j].Acc >= pts[i].Acc && pts[j].Forget <= pts[i].Forget &&
-				(pts[j].Acc > pts[i].Acc || pts[j].Forget < pts[i].Forget) {
+			ai, aj := sign*pts[i].Acc, sign*pts[j].Acc
+			if i != j && aj >= ai && pts[j].Forget <= pts[i].Forget &&
+				(aj > ai || pts[j].Forget < pts[i].Forget) {
 				pts[i].Front = false
 				break
 			}
@@ -205,7 +211,8 @@ func ParetoFront(runs []Run, accMetric, forgetMetric string) []ParetoPoint {
 // Pareto is the accuracy-vs-forgetting scatter of every configuration
 // (mean over seeds), coloured by method, with the Pareto front (high
 // accuracy, low forgetting) highlighted. Forgetting is on the x axis, so
-// the best trade-offs sit top left.
+// the best trade-offs sit top left (bottom left for a metric where lower is
+// better, such as bits per character).
 func Pareto(runs []Run, opt Options) (*figure.Figure, error) {
 	opt.defaults(1)
 	pts := ParetoFront(runs, opt.AccMetric, opt.ForgetMetric)

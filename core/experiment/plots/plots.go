@@ -69,7 +69,23 @@ var metricLabels = map[string]string{
 	"lr":        "learning rate",
 	"step_loss": "training loss (cross-entropy)",
 	"step_acc":  "training accuracy (%)",
+
+	// Language models (kind finetune-text): bits per character, lower is better.
+	experiment.MetricTaskBBPC:       "new-task bits per character (lower is better)",
+	experiment.MetricBPCForgetting:  "old-task forgetting (rise in bits per character)",
+	experiment.MetricTaskABPCAfter:  "old-task bits per character after",
+	experiment.MetricTaskABPCBefore: "old-task bits per character before",
+	"a_bpc":                         "old-task test bits per character",
+	"train_bpc":                     "training bits per character",
 }
+
+// lowerIsBetter lists the metrics whose smaller values are better on a
+// figure's "accuracy" axis (ParetoFront reads it).
+var lowerIsBetter = map[string]bool{experiment.MetricTaskBBPC: true}
+
+// LowerIsBetter reports whether smaller values of a metric are better
+// (bits per character), unlike accuracies.
+func LowerIsBetter(metric string) bool { return lowerIsBetter[metric] }
 
 // MetricLabel is the axis label of a metric or curve: a known label with its
 // unit, else the name itself.

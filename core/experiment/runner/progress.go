@@ -257,7 +257,8 @@ func firstLine(s string) string {
 // headline formats the standard metrics a run reported.
 func headline(m map[string]float64) string {
 	var parts []string
-	for _, k := range []string{experiment.MetricTaskBAcc, experiment.MetricForgetting, experiment.MetricKL} {
+	for _, k := range []string{experiment.MetricTaskBAcc, experiment.MetricForgetting,
+		experiment.MetricTaskBBPC, experiment.MetricBPCForgetting, experiment.MetricKL} {
 		if v, ok := m[k]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%.4g", k, v))
 		}

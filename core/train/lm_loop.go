@@ -1,0 +1,401 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/gomlx/gopjrt/dtypes"
+
+	"github.com/prism-lora/prism/core/adapter"
+	"github.com/prism-lora/prism/core/analysis"
+	"github.com/prism-lora/prism/core/models"
+	"github.com/prism-lora/prism/datasets/dense"
+)
+
+// TextEvalPoint is one point of a language model's training curves, taken
+// every EvalEvery steps and after the last one.
+type TextEvalPoint struct {
+	Step int `json:"step"`
+	// Epoch is Step divided by the steps of one epoch (fractional).
+	Epoch float64 `json:"epoch"`
+	// TrainLoss (nats per token) and TrainAccuracy (next-token top-1, %)
+	// are means over the steps since the previous point.
+	TrainLoss     float64 `json:"train_loss"`
+	TrainAccuracy float64 `json:"train_acc"`
+	// Eval holds the evaluations by name: "test_bpc" when pretraining;
+	// "b_bpc", "a_bpc" and "a_kl" when fine-tuning.
+	Eval map[string]float64 `json:"eval"`
+	// LearningRate is the rate of the point's last step.
+	LearningRate float64 `json:"learning_rate"`
+	// Seconds is the training wall time up to this point.
+	Seconds float64 `json:"seconds"`
+}
+
+// TextScore is a language model's score on a set of windows.
+type TextScore struct {
+	// BPC is the mean of −log₂ p(next byte) over every position of every
+	// window (analysis.BitsPerCharacter); Accuracy the next-token top-1
+	// accuracy (%).
+	BPC      float64 `json:"bpc"`
+	Accuracy float64 `json:"acc"`
+	// KL is the mean over positions of KL(p_base ‖ p) in nats, when base
+	// logits were given (else 0).
+	KL float64 `json:"kl,omitempty"`
+}
+
+// textEvalSpec is an evaluation run at every curve point.
+type textEvalSpec struct {
+	key   string // name of the bits per character in TextEvalPoint.Eval
+	klKey string // name of the KL, when base is set
+	data  textWindows
+	base  []float32 // the base model's logits on data (nil: no KL)
+}
+
+// lmLoop trains a language model's next-token cross-entropy.
+type lmLoop struct {
+	phase       string
+	backend     backends.Backend
+	ctx         *mlctx.Context // root; the model lives in ctx.In(ModelScope)
+	model       models.LMConfig
+	linear      adapter.LinearFunc
+	train       textWindows
+	evals       []textEvalSpec
+	hyper       Hyper
+	evalEvery   int    // steps between curve points (0: one per epoch)
+	checkpoint  string // state file; "" = none
+	every       int    // checkpoint every this many steps (and at each curve point); 0 = curve points only
+	fingerprint string
+	report      *reporter
+	evalBatch   int
+	afterStep   func(step int)
+
+	evaluator *mlctx.Exec
+	// last holds the last curve point's scores by key (empty when this
+	// session reached no point).
+	last map[string]TextScore
+}
+
+// lmState is what a text checkpoint stores besides the variables.
+type lmState struct {
+	Fingerprint string          `json:"fingerprint"`
+	Step        int             `json:"step"`
+	SumLoss     float64         `json:"sum_loss"` // since the last curve point
+	SumCorrect  float64         `json:"sum_correct"`
+	SumSteps    int             `json:"sum_steps"`
+	Curves      []TextEvalPoint `json:"curves"`
+	Seconds     float64         `json:"seconds"`
+}
+
+func (l *lmLoop) stepsPerEpoch() int { return l.train.Len() / l.hyper.BatchSize }
+
+// lmLogits is the model's logits: tokens [B, T] → [B, T, V].
+func (l *lmLoop) lmLogits(ctx *mlctx.Context, x *Node) *Node {
+	return models.LM(ctx.In(ModelScope), l.model, models.Run{Linear: l.linear}, x)
+}
+
+// trainStep builds one optimisation step: (x, y, lr) → (loss, correct).
+func (l *lmLoop) trainStep() (*mlctx.Exec, error) {
+	opt, ok := optimizers.Adam().LearningRate(l.hyper.LearningRate).Epsilon(1e-8).
+		WeightDecay(l.hyper.WeightDecay).Done().(withGradients)
+	if !ok {
+		return nil, fmt.Errorf("train: GoMLX's Adam does not take precomputed gradients")
+	}
+	return mlctx.NewExec(l.backend, l.ctx, func(ctx *mlctx.Context, x, y, lr *Node) (*Node, *Node) {
+		logits := l.lmLogits(ctx, x)
+		loss := models.TokenCrossEntropy(logits, y)
+		var names []string
+		ctx.EnumerateVariables(func(v *mlctx.Variable) {
+			if v.Trainable && v.InUseByGraph(x.Graph()) {
+				names = append(names, v.ScopeAndName())
+			}
+		})
+		grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
+		if len(grads) != len(names) {
+			panic(fmt.Sprintf("train: %d gradients for %d trainable variables", len(grads), len(names)))
+		}
+		grads = clipGlobalNorm(grads, names, l.hyper.Clip)
+		optimizers.LearningRateVar(ctx, loss.DType(), l.hyper.LearningRate).SetValueGraph(ConvertDType(lr, loss.DType()))
+		opt.UpdateGraphWithGradients(ctx, grads, loss.DType())
+		pred := ArgMax(logits, -1, dtypes.Int32)
+		correct := ReduceAllSum(ConvertDType(Equal(pred, y), dtypes.Float64))
+		return ConvertDType(loss, dtypes.Float64), correct
+	})
+}
+
+// textLogits runs the model (in ctx, with linear) on every window of data in
+// padded batches of size batch and hands each batch's logits (rows =
+// positions, V values each, float32) to fn with the batch's first window.
+func textLogits(b backends.Backend, ctx *mlctx.Context, model models.LMConfig, linear adapter.LinearFunc, data textWindows,
+	batch int, exec **mlctx.Exec, fn func(first int, logits []float32, labels []int32) error) error {
+	if *exec == nil {
+		e, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, x *Node) *Node {
+			return ConvertDType(models.LM(ctx.In(ModelScope), model, models.Run{Linear: linear}, x), dtypes.Float32)
+		})
+		if err != nil {
+			return err
+		}
+		*exec = e
+	}
+	n := data.Len()
+	batch = max(1, min(batch, n))
+	order := make([]int, 0, batch)
+	for start := 0; start < n; start += batch {
+		order = order[:0]
+		for i := start; i < min(start+batch, n); i++ {
+			order = append(order, i)
+		}
+		x, y := data.batch(order, batch)
+		res, err := (*exec).Exec(x)
+		if err != nil {
+			return fmt.Errorf("evaluating the language model on %s: %w", data.name, err)
+		}
+		rows := len(order) * data.seqLen
+		z := tensors.MustCopyFlatData[float32](res[0])
+		labels := tensors.MustCopyFlatData[int32](y)
+		if err := fn(start, z[:rows*model.Vocab], labels[:rows]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scoreText evaluates the model on data: bits per character, accuracy and,
+// with base logits (positions × V, the whole of data), the mean KL from
+// them. keep, when set, also returns every logit.
+func scoreText(b backends.Backend, ctx *mlctx.Context, model models.LMConfig, linear adapter.LinearFunc, data textWindows,
+	batch int, exec **mlctx.Exec, base []float32, keep bool) (TextScore, []float32, error) {
+	v := model.Vocab
+	if base != nil && len(base) != data.Tokens()*v {
+		return TextScore{}, nil, fmt.Errorf("%s: %d base logits for %d positions of %d tokens", data.name, len(base), data.Tokens(), v)
+	}
+	var kept []float32
+	if keep {
+		kept = make([]float32, 0, data.Tokens()*v)
+	}
+	var bits, correct, kl float64
+	targets := make([]int, 0, batch*data.seqLen)
+	err := textLogits(b, ctx, model, linear, data, batch, exec, func(first int, z []float32, labels []int32) error {
+		targets = targets[:0]
+		for _, y := range labels {
+			targets = append(targets, int(y))
+		}
+		rows := float64(len(targets))
+		bpc, err := analysis.BitsPerCharacter(z, v, targets)
+		if err != nil {
+			return fmt.Errorf("%s: %w", data.name, err)
+		}
+		acc, err := analysis.Accuracy(z, v, targets)
+		if err != nil {
+			return fmt.Errorf("%s: %w", data.name, err)
+		}
+		bits += bpc * rows
+		correct += acc * rows
+		if base != nil {
+			off := first * data.seqLen * v
+			k, err := analysis.MeanKL(base[off:off+len(z)], z, v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", data.name, err)
+			}
+			kl += k * rows
+		}
+		if keep {
+			kept = append(kept, z...)
+		}
+		return nil
+	})
+	if err != nil {
+		return TextScore{}, nil, err
+	}
+	n := float64(data.Tokens())
+	return TextScore{BPC: bits / n, Accuracy: 100 * correct / n, KL: kl / n}, kept, nil
+}
+
+// score evaluates one of the loop's evaluations.
+func (l *lmLoop) score(e textEvalSpec) (TextScore, error) {
+	s, _, err := scoreText(l.backend, l.ctx, l.model, l.linear, e.data, l.evalBatch, &l.evaluator, e.base, false)
+	return s, err
+}
+
+// run trains from scratch or from the checkpoint and returns the curves and
+// the training wall time (all sessions).
+func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, error) {
+	if err := l.hyper.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", l.phase, err)
+	}
+	spe := l.stepsPerEpoch()
+	if spe < 1 {
+		return nil, 0, fmt.Errorf("%s: %d training windows make no batch of %d", l.phase, l.train.Len(), l.hyper.BatchSize)
+	}
+	total := spe * l.hyper.Epochs
+	evalEvery := l.evalEvery
+	if evalEvery <= 0 {
+		evalEvery = spe
+	}
+	warm := WarmupSteps(l.hyper.Warmup, total)
+	step, err := l.trainStep()
+	if err != nil {
+		return nil, 0, err
+	}
+	st := lmState{Fingerprint: l.fingerprint}
+	if l.checkpoint != "" {
+		resumed, err := l.resume()
+		if err != nil {
+			return nil, 0, err
+		}
+		if resumed != nil {
+			st = *resumed
+		}
+	}
+	start := time.Now()
+	seconds := func() float64 { return st.Seconds + time.Since(start).Seconds() }
+	save := func() error {
+		if l.checkpoint == "" {
+			return nil
+		}
+		saved := st
+		saved.Seconds = seconds()
+		data, err := json.Marshal(saved)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(l.checkpoint), 0o755); err != nil {
+			return err
+		}
+		if err := saveState(l.checkpoint, l.ctx, map[string]string{stateKey: string(data)}); err != nil {
+			return fmt.Errorf("%s: writing checkpoint: %w", l.phase, err)
+		}
+		return nil
+	}
+	tokensPerStep := float64(l.hyper.BatchSize * l.train.seqLen)
+	sessionStart, sessionSteps := time.Now(), 0
+	var perm []int32
+	permEpoch := -1
+	order := make([]int, l.hyper.BatchSize)
+	lr := 0.0
+	for st.Step < total {
+		if err := goctx.Err(); err != nil {
+			if serr := save(); serr != nil {
+				return nil, 0, errors.Join(err, serr)
+			}
+			return nil, 0, err
+		}
+		epoch, i := st.Step/spe, st.Step%spe
+		if epoch != permEpoch {
+			perm, permEpoch = dense.Permutation(l.train.Len(), epochSeed(l.hyper.Seed, epoch)), epoch
+		}
+		for j := range order {
+			order[j] = int(perm[i*l.hyper.BatchSize+j])
+		}
+		x, y := l.train.batch(order, l.hyper.BatchSize)
+		lr = LearningRate(l.hyper.LearningRate, st.Step, total, warm)
+		out, err := step.Exec(x, y, tensors.FromScalar(float32(lr)))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
+		}
+		loss := out[0].Value().(float64)
+		if !finite(loss) {
+			return nil, 0, fmt.Errorf("%s: step %d: loss is %v (learning rate %.3g too high?)", l.phase, st.Step+1, loss, lr)
+		}
+		st.SumLoss += loss
+		st.SumCorrect += out[1].Value().(float64)
+		st.SumSteps++
+		st.Step++
+		sessionSteps++
+		if l.report != nil {
+			perStep := time.Since(sessionStart) / time.Duration(sessionSteps)
+			l.report.step(Progress{
+				Phase: l.phase, Epoch: min(epoch+1, l.hyper.Epochs), Epochs: l.hyper.Epochs, Step: st.Step, Steps: total,
+				Loss: st.SumLoss / float64(st.SumSteps), Accuracy: 100 * st.SumCorrect / (float64(st.SumSteps) * tokensPerStep),
+				Elapsed: time.Duration(seconds() * float64(time.Second)), ETA: perStep * time.Duration(total-st.Step),
+			})
+		}
+		point := st.Step%evalEvery == 0 || st.Step == total
+		if point {
+			p := TextEvalPoint{
+				Step: st.Step, Epoch: float64(st.Step) / float64(spe),
+				TrainLoss: st.SumLoss / float64(st.SumSteps), TrainAccuracy: 100 * st.SumCorrect / (float64(st.SumSteps) * tokensPerStep),
+				Eval: map[string]float64{}, LearningRate: lr,
+			}
+			l.last = map[string]TextScore{}
+			for _, e := range l.evals {
+				s, err := l.score(e)
+				if err != nil {
+					return nil, 0, err
+				}
+				p.Eval[e.key] = s.BPC
+				if e.base != nil && e.klKey != "" {
+					p.Eval[e.klKey] = s.KL
+				}
+				l.last[e.key] = s
+			}
+			p.Seconds = seconds()
+			st.Curves = append(st.Curves, p)
+			st.SumLoss, st.SumCorrect, st.SumSteps = 0, 0, 0
+			if l.report != nil {
+				l.report.textPoint(l.phase, p)
+			}
+		}
+		if point || (l.every > 0 && st.Step%l.every == 0) {
+			if err := save(); err != nil {
+				return nil, 0, err
+			}
+		}
+		if l.afterStep != nil {
+			l.afterStep(st.Step)
+		}
+	}
+	if l.report != nil {
+		l.report.done()
+	}
+	return st.Curves, time.Duration(seconds() * float64(time.Second)), nil
+}
+
+// resume loads the checkpoint when there is one; nil means none.
+func (l *lmLoop) resume() (*lmState, error) {
+	if _, err := os.Stat(l.checkpoint); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	meta, err := loadState(l.checkpoint, l.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: resuming: %w (delete the file to start over)", l.phase, err)
+	}
+	var st lmState
+	if err := json.Unmarshal([]byte(meta[stateKey]), &st); err != nil {
+		return nil, fmt.Errorf("%s: checkpoint %s: reading its %s metadata: %w", l.phase, l.checkpoint, stateKey, err)
+	}
+	if st.Fingerprint != l.fingerprint {
+		return nil, fmt.Errorf("%s: checkpoint %s belongs to another configuration (fingerprint %.12s…, this run %.12s…); delete it or choose another checkpoint directory",
+			l.phase, l.checkpoint, st.Fingerprint, l.fingerprint)
+	}
+	return &st, nil
+}
+
+// textPoint reports a curve point: a log line (the Log callback or the
+// terminal) with the training loss in bits per token and the evaluations.
+func (r *reporter) textPoint(phase string, p TextEvalPoint) {
+	keys := make([]string, 0, len(p.Eval))
+	for k := range p.Eval {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.4f", k, p.Eval[k])
+	}
+	r.logf("%s step %d (epoch %.2f): train bpc %.4f acc %.1f%%  %s  (%.0fs)",
+		phase, p.Step, p.Epoch, p.TrainLoss/math.Ln2, p.TrainAccuracy, strings.Join(parts, "  "), p.Seconds)
+}

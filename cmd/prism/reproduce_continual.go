@@ -31,8 +31,8 @@ func init() {
 
 // continualSpecTemplate is the experiment `prism reproduce continual` runs
 // (experiments/continual.yaml and continual-quick.yaml hold it with the
-// default output and one seed); %[1]s … %[8]s are filled by continualSpec.
-const continualSpecTemplate = `# Continual learning (prism reproduce continual%[1]s).
+// default output and one seed); %[1]s … %[9]s are filled by continualSpec.
+const continualSpecTemplate = `# Continual learning (prism reproduce continual%[9]s).
 # Task 0 MNIST (pretrained from scratch), then Fashion-MNIST, then MNIST rotated
 # by 90° counter-clockwise (mnist/rot90); after each task the adapter is merged
 # into the weights and the next task's window comes from the merged weights' SVD.
@@ -66,12 +66,12 @@ output: %[8]s
 // continualSpec is the spec text of the quick or full setting with the
 // given output directory and seeds 0…seeds−1.
 func continualSpec(quick bool, out string, seeds int) string {
-	suffix, desc := "", "full setting — 60,000 training images per task, 2 epochs per stage, full test sets"
+	flag, suffix, desc := "", "", "full setting — 60,000 training images per task, 2 epochs per stage, full test sets"
 	pre := "  epochs: 2\n  learning_rate: 1.5e-3\n  batch_size: 64\n  seed: 1"
 	fine := "  params: {}"
 	lr, epochs := "1e-3", "2"
 	if quick {
-		suffix, desc = "-quick", "quick setting — 12,000 MNIST images to pretrain, 6,000 training images per task, 1 epoch per stage, 2,000 test images per task"
+		flag, suffix, desc = " --quick", "-quick", "quick setting — 12,000 MNIST images to pretrain, 6,000 training images per task, 1 epoch per stage, 2,000 test images per task"
 		pre = "  epochs: 2\n  learning_rate: 4e-3\n  batch_size: 128\n  seed: 1\n  params: {train_subset: 12000, test_subset: 2000}"
 		fine = "  params: {train_subset: 6000, test_subset: 2000}"
 		lr, epochs = "3e-3", "1"
@@ -80,7 +80,7 @@ func continualSpec(quick bool, out string, seeds int) string {
 	for i := range s {
 		s[i] = fmt.Sprint(i)
 	}
-	return fmt.Sprintf(continualSpecTemplate, suffix, desc, pre, fine, lr, epochs, strings.Join(s, ", "), out)
+	return fmt.Sprintf(continualSpecTemplate, suffix, desc, pre, fine, lr, epochs, strings.Join(s, ", "), out, flag)
 }
 
 // reproduceContinualOptions are the inputs of `prism reproduce continual`.

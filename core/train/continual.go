@@ -354,6 +354,7 @@ func Continual(goctx context.Context, cfg ContinualConfig, o Options) (Continual
 		res.TrainTime += rec.TrainTime
 		model = rec.model()
 	}
+	res.WallTime = time.Since(started)
 	if cfg.RunDir != "" {
 		if err := r.writeRunDir(res, baseLogits, probes, stages); err != nil {
 			return res, err

@@ -156,6 +156,9 @@ func TestGroupOrdersAlongTheSpectrumAndAveragesSeeds(t *testing.T) {
 	if math.Abs(s.Mean[2][0]-0.61) > 1e-12 || math.Abs(s.Mean[1][1]-0.80) > 1e-12 || !math.IsNaN(s.Mean[0][2]) {
 		t.Errorf("mean matrix %v", s.Mean)
 	}
+	if st := statOf([]float64{89.4, 89.4, 89.4}); st != (Stat{Mean: 89.4}) || st.String(2) != "89.40" {
+		t.Errorf("equal values: %+v %q, want exactly 89.4 ± 0", st, st.String(2))
+	}
 	seen := map[int]bool{}
 	for _, s := range series {
 		if seen[s.Style] {

@@ -93,8 +93,13 @@ type Stat struct{ Mean, Std float64 }
 
 func statOf(vs []float64) Stat {
 	var s Stat
+	same := true
 	for _, v := range vs {
 		s.Mean += v
+		same = same && v == vs[0]
+	}
+	if same {
+		return Stat{Mean: vs[0]} // exactly, without rounding in the sum
 	}
 	s.Mean /= float64(len(vs))
 	if len(vs) > 1 {

@@ -6,14 +6,15 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 PRISM := $(BIN)/prism
-OUT ?= results/demo
+OUT ?= results/fig1-quick
 
 .PHONY: demo test check build setup bench-lowrank clean
 
-## demo: install what is needed, then run the main job end to end.
+## demo: install what is needed, then run the main job end to end: the quick
+## Figure-1 analogue (pretrain, window sweep, figures, table, database in $(OUT)).
 demo: build
 	scripts/setup.sh data
-	$(PRISM) demo --out $(OUT)
+	$(PRISM) reproduce fig1 --quick --out $(OUT)
 
 ## test: the whole test suite (what CI runs).
 test: setup

@@ -14,8 +14,10 @@ import (
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/lowrank"
+	"github.com/prism-lora/prism/core/method/hyperparam"
 	"github.com/prism-lora/prism/core/train"
 	"github.com/prism-lora/prism/datasets/catalog"
+	"github.com/prism-lora/prism/plugins/host"
 )
 
 func init() { addCommand(newFinetuneCmd) }
@@ -38,6 +40,58 @@ type finetuneFlags struct {
 	runDir        string
 	probes        int
 	runDirEpochs  bool
+	params        []string   // NAME=VALUE hyperparameters of a plugin method
+	plugins       *host.Host // the host of a plugin method (closed after the run)
+}
+
+// closePlugins stops the plugin processes config started.
+func (ff *finetuneFlags) closePlugins() {
+	if ff.plugins != nil {
+		ff.plugins.Close()
+		ff.plugins = nil
+	}
+}
+
+// pluginMethod starts the method plugin called name (built-in names are
+// taken first, so this is only asked for others) and returns it as the run's
+// external initialisation with the --param values.
+func (ff *finetuneFlags) pluginMethod(ctx context.Context, name string) (*train.ExternalMethod, error) {
+	h, err := host.New(host.Options{})
+	if err != nil {
+		return nil, err
+	}
+	mp, err := h.Method(ctx, name)
+	if err != nil {
+		defer h.Close()
+		if host.FaultOf(err) == host.FaultNotFound {
+			names, _ := h.MethodNames()
+			var plugins []string
+			for _, n := range names {
+				if !slices.Contains(adapter.Methods, n) {
+					plugins = append(plugins, n)
+				}
+			}
+			installed := "none installed"
+			if len(plugins) > 0 {
+				installed = "installed: " + strings.Join(plugins, ", ")
+			}
+			return nil, fmt.Errorf("--method %q is unknown: not built in (%s) and no method plugin of that name (%s; see 'prism plugins list')",
+				name, strings.Join(adapter.Methods, ", "), installed)
+		}
+		return nil, fmt.Errorf("--method %s: %w", name, err)
+	}
+	md := mp.Metadata()
+	hyper, err := hyperparam.Parse(md.Hyperparameters, ff.params)
+	if err == nil {
+		_, err = hyperparam.Resolve(md.Hyperparameters, hyper)
+	}
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("--param: method plugin %s: %w (see 'prism plugins inspect %s')", name, err, name)
+	}
+	ff.plugins = h
+	return &train.ExternalMethod{Method: mp, Hyper: hyper,
+		Identity: fmt.Sprintf("%s %s sha256:%s", md.Name, md.Version, mp.Installed().SHA256)}, nil
 }
 
 // config resolves the fine-tuning configuration: the preset (quick or not),
@@ -54,10 +108,20 @@ func (ff *finetuneFlags) config(f *pflag.FlagSet, pre train.PretrainConfig, quic
 	if (startSet || fractionSet) && !f.Changed("method") {
 		method = adapter.MethodWindow
 	}
+	var external *train.ExternalMethod
 	if !slices.Contains(adapter.Methods, method) {
-		return train.FinetuneConfig{}, fmt.Errorf("--method %q is unknown (expected one of %s)", method, strings.Join(adapter.Methods, ", "))
+		if startSet || fractionSet {
+			return train.FinetuneConfig{}, fmt.Errorf("--start and --fraction apply to --method window, not to the plugin method %s", method)
+		}
+		var err error
+		if external, err = ff.pluginMethod(context.Background(), method); err != nil {
+			return train.FinetuneConfig{}, err
+		}
+	} else if len(ff.params) > 0 {
+		return train.FinetuneConfig{}, fmt.Errorf("--param sets a plugin method's hyperparameters; the built-in method %s has none", method)
 	}
 	c := train.DefaultFinetune(pre, ff.task, method, quick)
+	c.External = external
 	switch {
 	case method == adapter.MethodWindow && startSet:
 		if ff.start < 0 {
@@ -147,6 +211,8 @@ Methods (DESIGN.md §1), with W = U·diag(S)·Vᵀ and a window of r components 
   olora    W = Q·R, B = Q[:, :r], A = R[:r, :]
   dora     LoRA + a learned magnitude over the row-normalised direction (PEFT's DoRA)
   full     every backbone weight trains  head    only the new head trains
+  NAME     a method plugin (prism plugins list): it returns A, B and the frozen base per layer,
+           checked against W = base + scale·B·A; --param NAME=VALUE sets its hyperparameters
 The adapted layer computes y = x·Wresᵀ + scale·(x·Aᵀ)·Bᵀ + b with Wres = W − scale·B·A frozen,
 scale = α/r (α/√r with --rslora). --targets chooses the layers (names or regular expressions
 over the whole name, repeatable; default: every backbone linear layer, i.e. patch_embed.proj
@@ -159,13 +225,15 @@ when started again with the same settings. --run-dir stores what 'prism analyze'
   prism finetune --quick --method pissa --json
   prism finetune --fraction 0.25 --rank 8                  # window method, s = round(0.25·(k−r))
   prism finetune --method lora --targets 'blocks\.\d+\.attn\.qkv' --run-dir runs/lora
-  prism finetune --method full --lr 3e-4`,
+  prism finetune --method full --lr 3e-4
+  prism finetune --method energy --param threshold=0.5    # the reference plugin (make plugins)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pre, err := p.config(cmd.Flags(), r.quick)
 			if err != nil {
 				return err
 			}
+			defer ff.closePlugins()
 			cfg, err := ff.config(cmd.Flags(), pre, r.quick)
 			if err != nil {
 				return err
@@ -175,7 +243,8 @@ when started again with the same settings. --run-dir stores what 'prism analyze'
 	}
 	f := cmd.Flags()
 	f.StringVar(&ff.task, "task", train.DefaultTaskB, "dataset of task B, the new task (same image shape as task A)")
-	f.StringVar(&ff.method, "method", adapter.MethodMid, "method: "+strings.Join(adapter.Methods, ", "))
+	f.StringVar(&ff.method, "method", adapter.MethodMid, "method: "+strings.Join(adapter.Methods, ", ")+", or the name of an installed method plugin ('prism plugins list')")
+	f.StringArrayVar(&ff.params, "param", nil, "NAME=VALUE: a hyperparameter of a plugin method (repeatable; 'prism plugins inspect NAME' lists them)")
 	f.IntVar(&ff.rank, "rank", 8, "adapter rank r")
 	f.Float64Var(&ff.alpha, "alpha", 16, "adapter α; scale = α/r (α/√r with --rslora)")
 	f.BoolVar(&ff.rslora, "rslora", false, "rank-stabilised scale α/√r")
@@ -235,7 +304,7 @@ func runFinetune(ctx context.Context, o finetuneOptions) error {
 	fmt.Fprintf(tw, "mean KL on task A\t%.4f nats\n", res.MeanKL)
 	fmt.Fprintf(tw, "trainable params\t%d of %d (%.2f%%)\n", res.TrainableParams, res.TotalParams,
 		100*float64(res.TrainableParams)/float64(res.TotalParams))
-	fmt.Fprintf(tw, "adapted layers\t%s\n", describeLayers(res.Layers, c.AdapterConfig().IsWindow()))
+	fmt.Fprintf(tw, "adapted layers\t%s\n", describeLayers(res.Layers, c.AdapterConfig().IsWindow() || c.AdapterConfig().IsExternal()))
 	pre := "pretrained model from the cache"
 	if !res.PretrainCached {
 		pre = fmt.Sprintf("pretraining took %s", roundDuration(res.PretrainTime))

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -10,6 +11,9 @@ import (
 	"github.com/gomlx/gopjrt/dtypes"
 
 	"github.com/prism-lora/prism/core/lowrank"
+	"github.com/prism-lora/prism/core/method"
+	"github.com/prism-lora/prism/core/method/builtin"
+	"github.com/prism-lora/prism/core/method/verify"
 )
 
 // LinearFunc computes the linear layer called name on x: [..., in] →
@@ -23,8 +27,14 @@ type LayerState struct {
 	Name    string
 	Out, In int // m, n
 	Config  Config
-	// Start is the resolved window start s (window methods; 0 otherwise).
+	// Start is the resolved window start s (window methods, and external
+	// methods whose components form one window; 0 otherwise).
 	Start int
+	// Components are the singular-component indices an external method
+	// built the adapter from (method.Result.Components; nil otherwise).
+	Components []int
+	// Note is an external method's remark on this layer (e.g. "energy 0.90 at s=37").
+	Note string
 	// Scale is α/r or α/√r (adapter methods; 0 otherwise).
 	Scale float64
 	// DType is the variables' dtype (Float32 or Float64).
@@ -63,10 +73,23 @@ func (l *LayerState) TrainableParams() int {
 
 // Window returns the layer's window [Start, Start+Rank) and whether it has one.
 func (l *LayerState) Window() (start, rank int, ok bool) {
+	if l.Config.IsExternal() && contiguous(l.Components) && len(l.Components) == l.Config.Rank {
+		return l.Start, l.Config.Rank, true
+	}
 	if !l.Config.IsWindow() {
 		return 0, 0, false
 	}
 	return l.Start, l.Config.Rank, true
+}
+
+// contiguous reports whether idx is s, s+1, …, s+len−1 (and not empty).
+func contiguous(idx []int) bool {
+	for i := range idx {
+		if idx[i] != idx[0]+i {
+			return false
+		}
+	}
+	return len(idx) > 0
 }
 
 // Options tune Attach.
@@ -157,7 +180,7 @@ func Attach(goctx context.Context, ctx *mlctx.Context, plan Plan, layers []Layer
 					errs[i] = err
 					continue
 				}
-				bases[i], mags[i], errs[i] = initLayer(states[i], o.KeepSVD)
+				bases[i], mags[i], errs[i] = initLayer(goctx, states[i], o.KeepSVD)
 				if errs[i] == nil && o.Progress != nil {
 					mu.Lock()
 					done++
@@ -227,8 +250,12 @@ func readLayer(ctx *mlctx.Context, as Assignment) (*LayerState, error) {
 
 // initLayer decomposes W₀ and initialises the adapter; it returns Wres and
 // DoRA's magnitude (nil for other methods).
-func initLayer(st *LayerState, keepSVD bool) (wres lowrank.Matrix[float64], mag []float64, err error) {
+func initLayer(goctx context.Context, st *LayerState, keepSVD bool) (wres lowrank.Matrix[float64], mag []float64, err error) {
 	c := st.Config
+	if c.IsExternal() {
+		wres, err = initExternal(goctx, st, keepSVD)
+		return wres, nil, err
+	}
 	w0 := st.Pretrained
 	lc := c.LowRank(st.Name)
 	if c.IsWindow() || keepSVD {
@@ -268,6 +295,57 @@ func initLayer(st *LayerState, keepSVD bool) (wres lowrank.Matrix[float64], mag 
 		mag = lowrank.DoRAMagnitude(ad)
 	}
 	return ad.Base, mag, nil
+}
+
+// initExternal asks the layer's external method for its adapter, in float64:
+// the request carries W₀ (m×n), the rank, α, the scale and a seed mixed with
+// the layer name, and — when the method needs it (or keepSVD) — W₀'s thin
+// SVD, computed here once and kept for the analysis. The answer is checked
+// (shapes, finiteness, component indices, and W₀ = Base + scale·B·A within
+// 1e-12 unless the method declares it changes the function) before it is
+// used; errors keep the method's own error (e.g. a plugin's *host.Error) in
+// their chain. It returns Base, the frozen residual.
+func initExternal(goctx context.Context, st *LayerState, keepSVD bool) (lowrank.Matrix[float64], error) {
+	c := st.Config
+	md := c.External.Metadata()
+	w0 := st.Pretrained
+	if md.NeedsSVD || keepSVD {
+		f, err := lowrank.ThinSVD(w0)
+		if err != nil {
+			return lowrank.Matrix[float64]{}, fmt.Errorf("adapter: layer %q: %w", st.Name, err)
+		}
+		st.SVD = &f
+	}
+	alpha := c.Alpha
+	if alpha == 0 {
+		alpha = float64(c.Rank)
+	}
+	req := method.Request{
+		Layer: st.Name, Weight: builtin.FromLowrank(w0), Rank: c.Rank, Alpha: alpha, RSLoRA: c.RSLoRA,
+		Scale: st.Scale, Seed: layerSeed(c.Seed, st.Name), Hyper: c.Hyper,
+	}
+	if md.NeedsSVD {
+		req.SVD = builtin.FromFactors(*st.SVD)
+	}
+	res, err := c.External.Init(goctx, req)
+	if err != nil {
+		return lowrank.Matrix[float64]{}, fmt.Errorf("adapter: layer %q: method %s: %w", st.Name, c.Method, err)
+	}
+	if err := verify.Result(req, res); err != nil {
+		return lowrank.Matrix[float64]{}, fmt.Errorf("adapter: method %s: %w", c.Method, err)
+	}
+	a, errA := builtin.ToLowrank[float64](res.A)
+	b, errB := builtin.ToLowrank[float64](res.B)
+	base, errBase := builtin.ToLowrank[float64](res.Base)
+	if err := errors.Join(errA, errB, errBase); err != nil {
+		return lowrank.Matrix[float64]{}, fmt.Errorf("adapter: layer %q: method %s: %w", st.Name, c.Method, err)
+	}
+	st.InitA, st.InitB, st.Note = a, b, res.Note
+	st.Components = append([]int(nil), res.Components...)
+	if contiguous(st.Components) {
+		st.Start = st.Components[0]
+	}
+	return base, nil
 }
 
 // setVariables writes the layer's adapter variables and trainability.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/prism-lora/prism/core/lowrank"
+	"github.com/prism-lora/prism/core/method"
+	"github.com/prism-lora/prism/core/method/hyperparam"
 )
 
 // Methods (Config.Method).
@@ -39,6 +41,17 @@ type Config struct {
 	NIter      int                // randomized SVD: power iterations (0: lowrank's default)
 	Oversample int                // randomized SVD: extra columns (0: lowrank's default)
 	Seed       uint64             // seeds LoRA's A and the randomized SVD (mixed with the layer name)
+
+	// External, when set, initialises the adapter instead of core/lowrank: a
+	// core/method.Method such as a plugin method (plugins/host) or any
+	// in-process implementation. Method must then be its Metadata().Name (not
+	// a built-in name) and Hyper holds its hyperparameter values (the method
+	// checks them and fills in defaults). The layer is a LoRA layer
+	// (y = x·Baseᵀ + scale·(x·Aᵀ)·Bᵀ + b) initialised from the method's
+	// A (r×n), B (m×r) and Base (m×n); Attach checks W = Base + scale·B·A
+	// unless the method declares that it changes the function.
+	External method.Method
+	Hyper    map[string]method.Value
 }
 
 // IsAdapter reports whether the method trains low-rank factors A and B.
@@ -49,6 +62,9 @@ func (c Config) IsAdapter() bool {
 	}
 	return true
 }
+
+// IsExternal reports whether an External method initialises the adapter.
+func (c Config) IsExternal() bool { return c.External != nil }
 
 // IsWindow reports whether the method initialises from a window of the
 // singular components (pissa, milora, mid, window).
@@ -102,7 +118,15 @@ func layerSeed(seed uint64, layer string) uint64 {
 // Validate checks the parts of c that do not depend on a layer's shape
 // (the window is resolved per layer by Attach).
 func (c Config) Validate() error {
-	if !slices.Contains(Methods, c.Method) {
+	if c.External != nil {
+		name := c.External.Metadata().Name
+		switch {
+		case slices.Contains(Methods, c.Method):
+			return fmt.Errorf("adapter: method %q is built in; an external method (here %q) needs its own name", c.Method, name)
+		case c.Method != name:
+			return fmt.Errorf("adapter: method %q, but the external method calls itself %q", c.Method, name)
+		}
+	} else if !slices.Contains(Methods, c.Method) {
 		return fmt.Errorf("adapter: unknown method %q (expected one of %s)", c.Method, strings.Join(Methods, ", "))
 	}
 	if !c.IsAdapter() {
@@ -145,6 +169,20 @@ func (c Config) String() string {
 	s += fmt.Sprintf(" r=%d α=%g", c.Rank, alpha)
 	if c.RSLoRA {
 		s += " rslora"
+	}
+	if c.External != nil && len(c.Hyper) > 0 {
+		types := map[string]method.HyperType{}
+		for _, p := range c.External.Metadata().Hyperparameters {
+			types[p.Name] = p.Type
+		}
+		names := make([]string, 0, len(c.Hyper))
+		for n := range c.Hyper {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			s += " " + n + "=" + hyperparam.Format(types[n], c.Hyper[n])
+		}
 	}
 	return s
 }

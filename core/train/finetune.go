@@ -14,6 +14,7 @@ import (
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/lowrank"
+	"github.com/prism-lora/prism/core/method"
 	"github.com/prism-lora/prism/core/safetensors"
 	"github.com/prism-lora/prism/datasets"
 )
@@ -26,8 +27,12 @@ type FinetuneConfig struct {
 	// Task is the dataset of task B, e.g. "fashion-mnist"; it needs task A's
 	// input shape and gets a new head (HeadB).
 	Task string `json:"task"`
-	// Method is one of adapter.Methods.
+	// Method is one of adapter.Methods, or the name of External.
 	Method string `json:"method"`
+	// External, when set, initialises the adapters instead of a built-in
+	// method (e.g. a plugin method); its identity and hyperparameters are
+	// part of the fingerprint.
+	External *ExternalMethod `json:"-"`
 	// Rank, Alpha (0 means α = r) and RSLoRA set the adapter's scale.
 	Rank   int     `json:"rank,omitempty"`
 	Alpha  float64 `json:"alpha,omitempty"`
@@ -58,10 +63,28 @@ type FinetuneConfig struct {
 	RunDirEpochs bool `json:"-"`
 }
 
+// ExternalMethod is an adapter initialisation from outside core/lowrank,
+// such as a plugin method (see adapter.Config.External).
+type ExternalMethod struct {
+	// Method initialises each targeted layer; FinetuneConfig.Method must be
+	// its Metadata().Name.
+	Method method.Method
+	// Hyper are its hyperparameter values (the method completes defaults).
+	Hyper map[string]method.Value
+	// Identity names the implementation in the run's fingerprint, e.g.
+	// "energy 1.0.0 sha256:…": a changed plugin binary is another run, so a
+	// checkpoint of the old one is not resumed.
+	Identity string
+}
+
 // AdapterConfig is the adapter.Config the run applies to its targets.
 func (c FinetuneConfig) AdapterConfig() adapter.Config {
-	return adapter.Config{Method: c.Method, Rank: c.Rank, Alpha: c.Alpha, RSLoRA: c.RSLoRA, Window: c.Window,
+	ac := adapter.Config{Method: c.Method, Rank: c.Rank, Alpha: c.Alpha, RSLoRA: c.RSLoRA, Window: c.Window,
 		SVD: c.SVD, Seed: c.Hyper.Seed}
+	if c.External != nil {
+		ac.External, ac.Hyper = c.External.Method, c.External.Hyper
+	}
+	return ac
 }
 
 // Validate checks the configuration (without loading anything).
@@ -127,6 +150,9 @@ type Result struct {
 	Resumed bool `json:"resumed,omitempty"`
 	// Curves are the per-epoch statistics (Eval keys "b_acc", "a_acc").
 	Curves []EpochStats `json:"curves"`
+	// Trace is the training loss and accuracy within epochs
+	// (Options.TracePerEpoch points per epoch; nil when not asked for).
+	Trace []TracePoint `json:"trace,omitempty"`
 	// Fingerprint identifies the configuration (hex SHA-256).
 	Fingerprint string `json:"fingerprint"`
 	// RunDir is where the analysis files were written ("" if none).
@@ -205,13 +231,22 @@ func (c FinetuneConfig) fingerprint(pretrainedKey, checksum string) (string, err
 	}
 	cfg := c
 	cfg.Targets = c.targets()
+	type external struct {
+		Identity string                  `json:"identity"`
+		Hyper    map[string]method.Value `json:"hyper,omitempty"`
+	}
+	var ext *external
+	if c.External != nil {
+		ext = &external{c.External.Identity, c.External.Hyper}
+	}
 	h, _, err := hashJSON("prism-finetune", struct {
 		Schema     int            `json:"schema"`
 		Pretrained string         `json:"pretrained"`
 		Network    []byte         `json:"network"`
 		Checksum   string         `json:"data_checksum"`
 		Config     FinetuneConfig `json:"config"`
-	}{SchemaVersion, pretrainedKey, net, checksum, cfg})
+		External   *external      `json:"external,omitempty"`
+	}{SchemaVersion, pretrainedKey, net, checksum, cfg, ext})
 	return h, err
 }
 
@@ -343,7 +378,7 @@ func Finetune(goctx context.Context, cfg FinetuneConfig, o Options) (Result, err
 			{key: "a_acc", head: HeadA, classes: pre.Classes, data: testA},
 		},
 		hyper: cfg.Hyper, checkpoint: ckpt, every: o.every(), fingerprint: res.Fingerprint,
-		report: rep, evalBatch: o.evalBatch(),
+		report: rep, evalBatch: o.evalBatch(), tracePerEpoch: o.TracePerEpoch,
 	}
 	if o.afterStep != nil {
 		l.afterStep = func(step int) { o.afterStep("finetune", step) }
@@ -361,7 +396,7 @@ func Finetune(goctx context.Context, cfg FinetuneConfig, o Options) (Result, err
 	if err != nil {
 		return res, err
 	}
-	res.Curves, res.TrainTime = curves, took
+	res.Curves, res.TrainTime, res.Trace = curves, took, l.trace
 	res.TaskBAccuracy = curves[len(curves)-1].Eval[MetricTaskBAcc]
 
 	// The last epoch evaluated task A already (unless a resumed session had

@@ -110,6 +110,22 @@ type loop struct {
 	// lastEval holds the logits of the last epoch's evaluations by key
 	// (empty when this session trained no epoch).
 	lastEval map[string][]float32
+	// tracePerEpoch asks for that many points per epoch of the training
+	// loss and accuracy (0: none); trace holds them after run (all
+	// sessions: the points are part of the checkpoint).
+	tracePerEpoch int
+	trace         []TracePoint
+}
+
+// TracePoint is the training loss and accuracy averaged over the steps since
+// the previous point (points are evenly spaced within each epoch and the last
+// one ends the epoch).
+type TracePoint struct {
+	Step int `json:"step"` // optimisation steps done
+	// Epoch is the fractional epoch at the point: epoch e ends at e.
+	Epoch    float64 `json:"epoch"`
+	Loss     float64 `json:"loss"`
+	Accuracy float64 `json:"accuracy"` // %
 }
 
 // loopState is what a checkpoint stores besides the variables.
@@ -122,6 +138,11 @@ type loopState struct {
 	EpochSeen    int          `json:"epoch_seen"`
 	Curves       []EpochStats `json:"curves"`
 	Seconds      float64      `json:"seconds"` // training wall time before this session
+	// The trace so far and the sums of its current interval.
+	Trace        []TracePoint `json:"trace,omitempty"`
+	TraceLoss    float64      `json:"trace_loss,omitempty"`
+	TraceCorrect float64      `json:"trace_correct,omitempty"`
+	TraceSeen    int          `json:"trace_seen,omitempty"`
 }
 
 const stateKey = "prism_train_state"
@@ -329,6 +350,10 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 		return nil
 	}
 	sessionStart, sessionSteps := time.Now(), 0
+	traceEvery := 0
+	if l.tracePerEpoch > 0 {
+		traceEvery = max(1, spe/l.tracePerEpoch)
+	}
 	lr := 0.0
 	for st.Epoch < l.hyper.Epochs {
 		perm := dense.Permutation(l.train.Len(), epochSeed(l.hyper.Seed, st.Epoch))
@@ -353,11 +378,25 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 			if !finite(loss) {
 				return nil, 0, fmt.Errorf("%s: step %d: loss is %v (learning rate %.3g too high?)", l.phase, st.Step+1, loss, lr)
 			}
+			correct := out[1].Value().(float64)
 			st.EpochLoss += loss
-			st.EpochCorrect += out[1].Value().(float64)
+			st.EpochCorrect += correct
 			st.EpochSeen += l.hyper.BatchSize
 			st.Step++
 			sessionSteps++
+			if traceEvery > 0 {
+				st.TraceLoss += loss
+				st.TraceCorrect += correct
+				st.TraceSeen += l.hyper.BatchSize
+				if (i+1)%traceEvery == 0 || i+1 == spe {
+					st.Trace = append(st.Trace, TracePoint{
+						Step: st.Step, Epoch: float64(st.Epoch) + float64(i+1)/float64(spe),
+						Loss:     st.TraceLoss / float64(st.TraceSeen/l.hyper.BatchSize),
+						Accuracy: 100 * st.TraceCorrect / float64(st.TraceSeen),
+					})
+					st.TraceLoss, st.TraceCorrect, st.TraceSeen = 0, 0, 0
+				}
+			}
 			if l.report != nil {
 				steps := float64(st.EpochSeen / l.hyper.BatchSize)
 				perStep := time.Since(sessionStart) / time.Duration(sessionSteps)
@@ -410,6 +449,7 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 	if l.report != nil {
 		l.report.done()
 	}
+	l.trace = st.Trace
 	return st.Curves, time.Duration(seconds() * float64(time.Second)), nil
 }
 

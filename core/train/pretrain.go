@@ -62,6 +62,10 @@ type Options struct {
 	CheckpointEvery int
 	// EvalBatch is the batch size of evaluations; 0 means 500.
 	EvalBatch int
+	// TracePerEpoch asks fine-tuning for that many points per epoch of the
+	// training loss and accuracy (Result.Trace; 0: none). It does not change
+	// what is trained.
+	TracePerEpoch int
 
 	// afterStep is a test hook called after every training step.
 	afterStep func(phase string, step int)

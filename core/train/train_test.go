@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ func digitsFinetune(method string) FinetuneConfig {
 }
 
 func testOptions(t testing.TB, cache string) Options {
-	return Options{CacheDir: cache, Open: testOpen(t), Quiet: true, CheckpointEvery: 10}
+	return Options{CacheDir: cache, Open: testOpen(t), Quiet: true, CheckpointEvery: 10, TracePerEpoch: 4}
 }
 
 // sharedCache is a cache directory shared by the tests of this binary, so
@@ -348,7 +349,7 @@ func TestFinetuneResumesAfterCancel(t *testing.T) {
 // sameResult compares the numbers of two runs exactly.
 func sameResult(a, b Result) bool {
 	if a.TaskBAccuracy != b.TaskBAccuracy || a.TaskAAccuracyAfter != b.TaskAAccuracyAfter || a.MeanKL != b.MeanKL ||
-		len(a.Curves) != len(b.Curves) {
+		len(a.Curves) != len(b.Curves) || !reflect.DeepEqual(a.Trace, b.Trace) {
 		return false
 	}
 	for i := range a.Curves {

@@ -63,6 +63,12 @@ var metricLabels = map[string]string{
 	"train_loss":                    "training loss",
 	"b_loss":                        "new-task test loss",
 	"a_loss":                        "old-task test loss",
+	// Curves of the finetune run kind (core/experiment/finetune).
+	"train_acc": "training accuracy (%)",
+	"a_acc":     "old-task accuracy (%)",
+	"lr":        "learning rate",
+	"step_loss": "training loss (cross-entropy)",
+	"step_acc":  "training accuracy (%)",
 }
 
 // MetricLabel is the axis label of a metric or curve: a known label with its

@@ -3,6 +3,7 @@
 #   make kernel           build GoNB + tools from kernel/tools and register the "prism" kernel
 #   make kernel-doctor    check every piece of the kernel and say how to fix what is missing
 #   make notebooks        re-execute every notebook at full size and refresh its committed outputs
+#                         (cells may take 30 minutes: full-size fine-tuning on a busy machine)
 #   make test-notebooks   execute every notebook in small mode (CI) and fail on any cell error
 #   make test-kernel      the kernel's Go tests (install, doctor, protocol test, checker, notebooks)
 
@@ -22,7 +23,7 @@ kernel-doctor: build
 	$(PRISM) kernel doctor
 
 notebooks: kernel
-	scripts/notebooks-run.sh --in-place
+	scripts/notebooks-run.sh --in-place --cell-timeout=30m
 
 test-notebooks: kernel
 	PRISM_NOTEBOOK_SMALL=1 scripts/notebooks-run.sh

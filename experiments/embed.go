@@ -4,6 +4,9 @@
 //	fig1.yaml, fig1-quick.yaml   the Figure-1 analogue: windows across the whole
 //	                             spectrum and the baselines, ViT MNIST → Fashion-MNIST
 //	lr.yaml, lr-quick.yaml       learning-rate robustness of windows and baselines
+//	text.yaml, text-quick.yaml   a byte-level language model, King James Bible → Jane Austen
+//	continual.yaml, continual-quick.yaml
+//	                             a task sequence MNIST → Fashion-MNIST → rotated MNIST
 //
 // `prism sweep experiments/fig1-quick.yaml` runs the same sweep as
 // `prism reproduce fig1 --quick` (without the figures and tables).

@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	"github.com/prism-lora/prism/core/experiment"
+	"github.com/prism-lora/prism/core/experiment/continual"
 	"github.com/prism-lora/prism/core/experiment/finetune"
+	"github.com/prism-lora/prism/core/experiment/finetunetext"
 	"github.com/prism-lora/prism/experiments"
 )
 
@@ -22,7 +24,12 @@ func expand(t *testing.T, name string) map[string]experiment.Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := spec.ValidateRuns(runs, finetune.Kind); err != nil {
+	kinds := map[string]experiment.Kind{finetune.Kind.Name: finetune.Kind, continual.Kind.Name: continual.Kind, finetunetext.Kind.Name: finetunetext.Kind}
+	kind, ok := kinds[spec.Kind]
+	if !ok {
+		t.Fatalf("%s: kind %q is not one the shipped specs use", name, spec.Kind)
+	}
+	if err := spec.ValidateRuns(runs, kind); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]experiment.Run{}
@@ -32,12 +39,13 @@ func expand(t *testing.T, name string) map[string]experiment.Run {
 	return out
 }
 
-// TestSpecs: every spec parses and passes the finetune kind's checks, with
-// the number of runs the docs state; the learning-rate specs share their
+// TestSpecs: every spec parses and passes its kind's checks, with the number
+// of runs the docs state; the learning-rate specs share their
 // runs at the Figure-1 learning rate with the Figure-1 specs (so --db reuses
 // them).
 func TestSpecs(t *testing.T) {
-	want := map[string]int{"fig1.yaml": 36, "fig1-quick.yaml": 36, "lr.yaml": 56, "lr-quick.yaml": 56}
+	want := map[string]int{"fig1.yaml": 36, "fig1-quick.yaml": 36, "lr.yaml": 56, "lr-quick.yaml": 56,
+		"continual.yaml": 10, "continual-quick.yaml": 10, "text.yaml": 17, "text-quick.yaml": 12}
 	if names := experiments.Names(); len(names) != len(want) {
 		t.Errorf("specs %v", names)
 	}

@@ -239,7 +239,7 @@ func TestSweepSpecErrors(t *testing.T) {
 	dir := t.TempDir()
 	spec := writeSpec(t, dir, strings.Replace(cliSpec, "kind: synthetic", "kind: nosuch", 1))
 	err := runSweep(context.Background(), sweepOptions{Spec: spec})
-	if err == nil || !strings.Contains(err.Error(), spec+":2:7: kind: unknown run kind \"nosuch\" (registered: finetune, synthetic") {
+	if err == nil || !strings.Contains(err.Error(), spec+":2:7: kind: unknown run kind \"nosuch\" (registered: continual, finetune, finetune-text, synthetic)") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	spec = writeSpec(t, dir, strings.Replace(cliSpec, "window_starts: [0, 4, 8]", "window_starts: [0, 4, 10]", 1))

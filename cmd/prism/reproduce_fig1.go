@@ -52,8 +52,7 @@ func addReproduceFlags(cmd *cobra.Command, o *reproduceOptions, name string) {
 // reproduction is what one `prism reproduce` experiment does around the
 // shared sweep: its spec files, its tiny setting, its figures and its report.
 type reproduction struct {
-	name      string
-	specFile  func(quick bool) string
+	name      string // also names its specs: experiments/NAME.yaml and NAME-quick.yaml
 	tiny      func(*experiment.Spec)
 	figures   func(r *reproduced) error
 	report    func(r *reproduced) string
@@ -434,14 +433,47 @@ func failedText(r *reproduced) string {
 	return b.String()
 }
 
+// specFile is the shipped spec of the reproduction: NAME.yaml, or
+// NAME-quick.yaml for the quick setting.
+func (r reproduction) specFile(quick bool) string {
+	if quick {
+		return r.name + "-quick.yaml"
+	}
+	return r.name + ".yaml"
+}
+
+// reproductionHelp is the text of a reproduction's sub-command.
+type reproductionHelp struct{ use, short, long, example string }
+
+// newReproductionCmd is the cobra command of a reproduction: its flags
+// (addReproduceFlags), interrupted by SIGINT/SIGTERM through ctx.
+func newReproductionCmd(r reproduction, h reproductionHelp) *cobra.Command {
+	var o reproduceOptions
+	cmd := &cobra.Command{
+		Use:     h.use,
+		Short:   h.short,
+		Long:    h.long,
+		Example: h.example,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Stdout = cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			_, err := runReproduction(ctx, o, r)
+			return err
+		},
+	}
+	addReproduceFlags(cmd, &o, r.name)
+	return cmd
+}
+
 // ---- fig1 ----
 
 func newReproduceFig1Cmd() *cobra.Command {
-	var o reproduceOptions
-	cmd := &cobra.Command{
-		Use:   "fig1 [--quick] [--out DIR] [--seeds N] [--workers N]",
-		Short: "The Figure-1 analogue: learning vs forgetting across the window start (ViT, MNIST → Fashion-MNIST)",
-		Long: `Pretrains the small ViT on MNIST (task A; cached by content, so it is trained once),
+	return newReproductionCmd(fig1Reproduction, reproductionHelp{
+		use:   "fig1 [--quick] [--out DIR] [--seeds N] [--workers N]",
+		short: "The Figure-1 analogue: learning vs forgetting across the window start (ViT, MNIST → Fashion-MNIST)",
+		long: `Pretrains the small ViT on MNIST (task A; cached by content, so it is trained once),
 then fine-tunes it on Fashion-MNIST (task B) with a new head and rank-8 adapters whose
 window of singular components starts across the whole spectrum — PiSSA (s = 0), windows at
 fractions f of the spectrum (s = round(f·(k−r))), MiLoRA (s = k−r) — and with LoRA, OLoRA,
@@ -462,31 +494,15 @@ Running it again resumes: finished runs are skipped, interrupted ones run again.
 The specs are experiments/fig1.yaml and experiments/fig1-quick.yaml ('prism sweep' runs
 them too). --quick takes about 4 minutes on 2 cores from a cold cache; the full setting
 about an hour (docs/reproduce.md has measured times and results).`,
-		Example: `  prism reproduce fig1 --quick --out results/fig1-quick
+		example: `  prism reproduce fig1 --quick --out results/fig1-quick
   prism reproduce fig1                       # full setting, resumable
   prism results --db results/fig1/results.db --sort forgetting`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Stdout = cmd.OutOrStdout()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			_, err := runReproduceFig1(ctx, o)
-			return err
-		},
-	}
-	addReproduceFlags(cmd, &o, "fig1")
-	return cmd
+	})
 }
 
 // fig1Reproduction is `prism reproduce fig1`.
 var fig1Reproduction = reproduction{
-	name: "fig1",
-	specFile: func(quick bool) string {
-		if quick {
-			return "fig1-quick.yaml"
-		}
-		return "fig1.yaml"
-	},
+	name:    "fig1",
 	tiny:    tinySpec,
 	figures: fig1Figures,
 	report:  fig1Report,

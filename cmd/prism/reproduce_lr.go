@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,11 +17,10 @@ import (
 func init() { addReproduceCommand(newReproduceLRCmd) }
 
 func newReproduceLRCmd() *cobra.Command {
-	var o reproduceOptions
-	cmd := &cobra.Command{
-		Use:   "lr [--quick] [--out DIR] [--seeds N] [--workers N]",
-		Short: "Learning-rate robustness: windows vs PiSSA, MiLoRA, LoRA and full fine-tuning over a log-spaced LR grid",
-		Long: `The paper claims that intermediate windows of singular components are more robust to
+	return newReproductionCmd(lrReproduction, reproductionHelp{
+		use:   "lr [--quick] [--out DIR] [--seeds N] [--workers N]",
+		short: "Learning-rate robustness: windows vs PiSSA, MiLoRA, LoRA and full fine-tuning over a log-spaced LR grid",
+		long: `The paper claims that intermediate windows of singular components are more robust to
 high learning rates than the ends of the spectrum. This fine-tunes the MNIST-pretrained
 ViT on Fashion-MNIST (as 'prism reproduce fig1') with PiSSA, windows at 1/4, 1/2 and 3/4
 of the spectrum, MiLoRA, LoRA and full fine-tuning, each at every learning rate of a
@@ -39,30 +35,14 @@ Writes into --out:
                           learning rate (log scale), one curve per method and window
 
 Running it again resumes. The specs are experiments/lr.yaml and experiments/lr-quick.yaml.`,
-		Example: `  prism reproduce lr --quick
+		example: `  prism reproduce lr --quick
   prism reproduce lr --out results/lr`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Stdout = cmd.OutOrStdout()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			_, err := runReproduceLR(ctx, o)
-			return err
-		},
-	}
-	addReproduceFlags(cmd, &o, "lr")
-	return cmd
+	})
 }
 
 // lrReproduction is `prism reproduce lr`.
 var lrReproduction = reproduction{
-	name: "lr",
-	specFile: func(quick bool) string {
-		if quick {
-			return "lr-quick.yaml"
-		}
-		return "lr.yaml"
-	},
+	name:    "lr",
 	tiny:    tinySpec,
 	figures: lrFigures,
 	report:  lrReport,

@@ -2,13 +2,9 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -268,17 +264,7 @@ func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, err
 		}
 		saved := st
 		saved.Seconds = seconds()
-		data, err := json.Marshal(saved)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(l.checkpoint), 0o755); err != nil {
-			return err
-		}
-		if err := saveState(l.checkpoint, l.ctx, map[string]string{stateKey: string(data)}); err != nil {
-			return fmt.Errorf("%s: writing checkpoint: %w", l.phase, err)
-		}
-		return nil
+		return writeCheckpoint(l.checkpoint, l.phase, l.ctx, saved)
 	}
 	tokensPerStep := float64(l.hyper.BatchSize * l.train.seqLen)
 	sessionStart, sessionSteps := time.Now(), 0
@@ -366,22 +352,7 @@ func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, err
 
 // resume loads the checkpoint when there is one; nil means none.
 func (l *lmLoop) resume() (*lmState, error) {
-	if _, err := os.Stat(l.checkpoint); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	meta, err := loadState(l.checkpoint, l.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: resuming: %w (delete the file to start over)", l.phase, err)
-	}
-	var st lmState
-	if err := json.Unmarshal([]byte(meta[stateKey]), &st); err != nil {
-		return nil, fmt.Errorf("%s: checkpoint %s: reading its %s metadata: %w", l.phase, l.checkpoint, stateKey, err)
-	}
-	if st.Fingerprint != l.fingerprint {
-		return nil, fmt.Errorf("%s: checkpoint %s belongs to another configuration (fingerprint %.12s…, this run %.12s…); delete it or choose another checkpoint directory",
-			l.phase, l.checkpoint, st.Fingerprint, l.fingerprint)
-	}
-	return &st, nil
+	return readCheckpoint(l.checkpoint, l.phase, l.fingerprint, l.ctx, func(st *lmState) string { return st.Fingerprint })
 }
 
 // textPoint reports a curve point: a log line (the Log callback or the

@@ -2,13 +2,9 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -337,17 +333,7 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 		}
 		saved := st
 		saved.Seconds = seconds()
-		data, err := json.Marshal(saved)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(l.checkpoint), 0o755); err != nil {
-			return err
-		}
-		if err := saveState(l.checkpoint, l.ctx, map[string]string{stateKey: string(data)}); err != nil {
-			return fmt.Errorf("%s: writing checkpoint: %w", l.phase, err)
-		}
-		return nil
+		return writeCheckpoint(l.checkpoint, l.phase, l.ctx, saved)
 	}
 	sessionStart, sessionSteps := time.Now(), 0
 	lr := 0.0
@@ -453,20 +439,5 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 
 // resume loads the checkpoint when there is one; nil means none.
 func (l *loop) resume() (*loopState, error) {
-	if _, err := os.Stat(l.checkpoint); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	meta, err := loadState(l.checkpoint, l.ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: resuming: %w (delete the file to start over)", l.phase, err)
-	}
-	var st loopState
-	if err := json.Unmarshal([]byte(meta[stateKey]), &st); err != nil {
-		return nil, fmt.Errorf("%s: checkpoint %s: reading its %s metadata: %w", l.phase, l.checkpoint, stateKey, err)
-	}
-	if st.Fingerprint != l.fingerprint {
-		return nil, fmt.Errorf("%s: checkpoint %s belongs to another configuration (fingerprint %.12s…, this run %.12s…); delete it or choose another checkpoint directory",
-			l.phase, l.checkpoint, st.Fingerprint, l.fingerprint)
-	}
-	return &st, nil
+	return readCheckpoint(l.checkpoint, l.phase, l.fingerprint, l.ctx, func(st *loopState) string { return st.Fingerprint })
 }

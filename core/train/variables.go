@@ -2,8 +2,13 @@ package train
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -207,6 +212,45 @@ func saveState(path string, ctx *mlctx.Context, metadata map[string]string) erro
 		ts = append(ts, t)
 	}
 	return safetensors.WriteFile(path, ts, metadata)
+}
+
+// writeCheckpoint writes a training loop's checkpoint: every variable of
+// ctx and the loop's state, as JSON under stateKey in the metadata.
+func writeCheckpoint(path, phase string, ctx *mlctx.Context, state any) error {
+	data, err := json.Marshal(state)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := saveState(path, ctx, map[string]string{stateKey: string(data)}); err != nil {
+		return fmt.Errorf("%s: writing checkpoint: %w", phase, err)
+	}
+	return nil
+}
+
+// readCheckpoint restores a checkpoint written by writeCheckpoint into ctx
+// and returns the loop's state; nil (and no error) when there is no file. A
+// checkpoint of another configuration (fingerprintOf(state) ≠ fingerprint)
+// is an error.
+func readCheckpoint[S any](path, phase, fingerprint string, ctx *mlctx.Context, fingerprintOf func(*S) string) (*S, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	meta, err := loadState(path, ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: resuming: %w (delete the file to start over)", phase, err)
+	}
+	st := new(S)
+	if err := json.Unmarshal([]byte(meta[stateKey]), st); err != nil {
+		return nil, fmt.Errorf("%s: checkpoint %s: reading its %s metadata: %w", phase, path, stateKey, err)
+	}
+	if got := fingerprintOf(st); got != fingerprint {
+		return nil, fmt.Errorf("%s: checkpoint %s belongs to another configuration (fingerprint %.12s…, this run %.12s…); delete it or choose another checkpoint directory",
+			phase, path, got, fingerprint)
+	}
+	return st, nil
 }
 
 // loadState restores a file written by saveState into ctx before the

@@ -92,6 +92,21 @@ type Style struct {
 	Glyph  draw.GlyphDrawer
 }
 
+// MethodOrder gives each built-in fine-tuning method a fixed series index
+// (its position), so a method has the same colour, dash and marker in every
+// prism figure: experiment plots, continual figures and notebook curves.
+var MethodOrder = []string{"window", "pissa", "milora", "lora", "full", "mid", "head", "dora", "olora"}
+
+// MethodSeries is the fixed series index of a built-in method (MethodOrder).
+func MethodSeries(method string) (int, bool) {
+	for i, m := range MethodOrder {
+		if m == method {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // SeriesStyle is the style of series i (i ≥ 0; cycles through Palette,
 // Dashes and Glyphs). The same i gives the same look in every figure.
 func SeriesStyle(i int) Style {

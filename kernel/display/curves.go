@@ -148,6 +148,7 @@ func (c *Curves) plotLocked() (*plot.Plot, error) {
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
 	omitted := 0
+	styles := seriesStyles(c.series)
 	for i, s := range c.series {
 		xy := make(plotter.XYs, 0, len(s.x))
 		for j := range s.x {
@@ -165,7 +166,7 @@ func (c *Curves) plotLocked() (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("display: curves %q, series %q: %w", c.Title, s.name, err)
 		}
-		line.LineStyle = figure.SeriesStyle(i).LineStyle()
+		line.LineStyle = figure.SeriesStyle(styles[i]).LineStyle()
 		p.Add(line)
 		p.Legend.Add(s.name, line)
 	}
@@ -173,6 +174,34 @@ func (c *Curves) plotLocked() (*plot.Plot, error) {
 		p.Title.Text += fmt.Sprintf(" (%d non-finite or non-positive points not drawn)", omitted)
 	}
 	return p, nil
+}
+
+// seriesStyles gives each series its figure.SeriesStyle index: a series
+// named after a built-in method ("pissa", "mid", …) takes that method's
+// index, as in every prism figure; the others take the lowest indices no
+// series of this plot uses, in order.
+func seriesStyles(series []*curve) []int {
+	out := make([]int, len(series))
+	used := map[int]bool{}
+	for i, s := range series {
+		out[i] = -1
+		if idx, ok := figure.MethodSeries(s.name); ok && !used[idx] {
+			out[i] = idx
+			used[idx] = true
+		}
+	}
+	next := 0
+	for i := range out {
+		if out[i] >= 0 {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		out[i] = next
+		used[next] = true
+	}
+	return out
 }
 
 func (c *Curves) summaryLocked() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,19 @@ func TestCurvesUseTheFigureStyle(t *testing.T) {
 	}
 	if !strings.Contains(string(svg), "font-family:"+figure.SVGFontFamily) {
 		t.Error("SVG not rendered by core/figure (no font fallbacks)")
+	}
+}
+
+// A series named after a built-in method keeps that method's style, as in
+// every prism figure; other series fill the free slots in order.
+func TestCurvesMethodStyles(t *testing.T) {
+	var series []*curve
+	for _, name := range []string{"train", "pissa", "eval", "mid", "pissa"} {
+		series = append(series, &curve{name: name})
+	}
+	got := seriesStyles(series)
+	want := []int{0, 1, 2, 5, 3} // a repeated method name takes a free slot
+	if !slices.Equal(got, want) {
+		t.Errorf("styles %v, want %v", got, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prism-lora/prism/core/experiment"
+	"github.com/prism-lora/prism/core/figure"
 	"github.com/prism-lora/prism/core/train"
 )
 
@@ -166,7 +167,9 @@ func TestGroupOrdersAlongTheSpectrumAndAveragesSeeds(t *testing.T) {
 		}
 		seen[s.Style] = true
 	}
-	if series[0].Style != methodStyle["pissa"] || series[1].Style != methodStyle["window"] {
+	pissa, _ := figure.MethodSeries("pissa")
+	window, _ := figure.MethodSeries("window")
+	if series[0].Style != pissa || series[1].Style != window {
 		t.Errorf("PiSSA style %d, first window %d: want the methods' fixed indices", series[0].Style, series[1].Style)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prism-lora/prism/core/experiment"
 	"github.com/prism-lora/prism/core/experiment/plots"
 	"github.com/prism-lora/prism/core/experiment/store"
+	"github.com/prism-lora/prism/core/figure"
 )
 
 // Run is one finished sequence: its configuration, metrics and accuracy
@@ -147,13 +148,6 @@ func spectrumPosition(c experiment.RunConfig) float64 {
 	return 100
 }
 
-// methodStyle fixes each method's series index as core/experiment/plots
-// does, so a method looks the same in every prism figure.
-var methodStyle = map[string]int{
-	experiment.MethodWindow: 0, experiment.MethodPiSSA: 1, experiment.MethodMiLoRA: 2, experiment.MethodLoRA: 3,
-	experiment.MethodFull: 4, experiment.MethodMid: 5, experiment.MethodHead: 6, experiment.MethodDoRA: 7, experiment.MethodOLoRA: 8,
-}
-
 // Group collects runs that differ only in their seed into series, ordered
 // along the spectrum (PiSSA, windows by position, mid, MiLoRA) and then
 // LoRA, OLoRA, DoRA, full fine-tuning, head only.
@@ -206,7 +200,7 @@ func Group(runs []Run) ([]Series, error) {
 	used := map[int]bool{}
 	taken := map[string]bool{}
 	for i := range out {
-		if idx, known := methodStyle[out[i].Method]; known && !taken[out[i].Method] {
+		if idx, known := figure.MethodSeries(out[i].Method); known && !taken[out[i].Method] {
 			out[i].Style = idx
 			used[idx] = true
 			taken[out[i].Method] = true

@@ -98,10 +98,7 @@ func MetricLabel(name string) string {
 
 // methodOrder fixes each method's series index, so a method has the same
 // colour, dash and marker in every figure.
-var methodOrder = []string{
-	experiment.MethodWindow, experiment.MethodPiSSA, experiment.MethodMiLoRA, experiment.MethodLoRA,
-	experiment.MethodFull, experiment.MethodMid, experiment.MethodHead, experiment.MethodDoRA, experiment.MethodOLoRA,
-}
+var methodOrder = figure.MethodOrder
 
 // MethodDisplay is how a method is named in legends.
 var MethodDisplay = map[string]string{

@@ -492,8 +492,8 @@ Writes into --out:
 
 Running it again resumes: finished runs are skipped, interrupted ones run again.
 The specs are experiments/fig1.yaml and experiments/fig1-quick.yaml ('prism sweep' runs
-them too). --quick takes about 4 minutes on 2 cores from a cold cache; the full setting
-about an hour (docs/reproduce.md has measured times and results).`,
+them too). --quick took 3 minutes on 2 cores, the full setting 48 minutes from a cold
+cache (docs/reproduce.md has the measured times and results).`,
 		example: `  prism reproduce fig1 --quick --out results/fig1-quick
   prism reproduce fig1                       # full setting, resumable
   prism results --db results/fig1/results.db --sort forgetting`,

@@ -3,6 +3,7 @@
 //
 //	fig1.yaml, fig1-quick.yaml   the Figure-1 analogue: windows across the whole
 //	                             spectrum and the baselines, ViT MNIST → Fashion-MNIST
+//	fig1-more-seeds.yaml         seeds 3–7 of the middle windows and MiLoRA of fig1.yaml
 //	lr.yaml, lr-quick.yaml       learning-rate robustness of windows and baselines
 //	text.yaml, text-quick.yaml   a byte-level language model, King James Bible → Jane Austen
 //	continual.yaml, continual-quick.yaml

@@ -44,7 +44,7 @@ func expand(t *testing.T, name string) map[string]experiment.Run {
 // runs at the Figure-1 learning rate with the Figure-1 specs (so --db reuses
 // them).
 func TestSpecs(t *testing.T) {
-	want := map[string]int{"fig1.yaml": 36, "fig1-quick.yaml": 36, "lr.yaml": 56, "lr-quick.yaml": 56,
+	want := map[string]int{"fig1.yaml": 36, "fig1-quick.yaml": 36, "lr.yaml": 56, "lr-quick.yaml": 56, "fig1-more-seeds.yaml": 15,
 		"continual.yaml": 10, "continual-quick.yaml": 10, "text.yaml": 17, "text-quick.yaml": 12}
 	if names := experiments.Names(); len(names) != len(want) {
 		t.Errorf("specs %v", names)

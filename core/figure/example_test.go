@@ -18,3 +18,10 @@ func ExampleSeriesStyle() {
 	// series 1: #D55E00, 2 dash segments, draw.SquareGlyph
 	// series 2: #009E73, 2 dash segments, draw.TriangleGlyph
 }
+
+// Built-in methods keep their fixed slots (MethodOrder); other series take
+// the lowest slots no series of the plot takes.
+func ExampleSeriesIndices() {
+	fmt.Println(figure.SeriesIndices([]string{"window f=0.3", "window", "pissa", "energy", "mid"}))
+	// Output: [2 0 1 3 5]
+}

@@ -107,6 +107,34 @@ func MethodSeries(method string) (int, bool) {
 	return 0, false
 }
 
+// SeriesIndices gives each named series its SeriesStyle index: a built-in
+// method (MethodSeries) keeps its fixed index; every other series, and a
+// method named again, takes the lowest index no series of the list takes, in
+// order — so series that are not methods never borrow a present method's look.
+func SeriesIndices(names []string) []int {
+	out := make([]int, len(names))
+	used := map[int]bool{}
+	for i, name := range names {
+		out[i] = -1
+		if idx, ok := MethodSeries(name); ok && !used[idx] {
+			out[i] = idx
+			used[idx] = true
+		}
+	}
+	next := 0
+	for i := range out {
+		if out[i] >= 0 {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		out[i] = next
+		used[next] = true
+	}
+	return out
+}
+
 // SeriesStyle is the style of series i (i ≥ 0; cycles through Palette,
 // Dashes and Glyphs). The same i gives the same look in every figure.
 func SeriesStyle(i int) Style {

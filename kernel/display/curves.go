@@ -176,32 +176,13 @@ func (c *Curves) plotLocked() (*plot.Plot, error) {
 	return p, nil
 }
 
-// seriesStyles gives each series its figure.SeriesStyle index: a series
-// named after a built-in method ("pissa", "mid", …) takes that method's
-// index, as in every prism figure; the others take the lowest indices no
-// series of this plot uses, in order.
+// seriesStyles is figure.SeriesIndices of the series' names.
 func seriesStyles(series []*curve) []int {
-	out := make([]int, len(series))
-	used := map[int]bool{}
+	names := make([]string, len(series))
 	for i, s := range series {
-		out[i] = -1
-		if idx, ok := figure.MethodSeries(s.name); ok && !used[idx] {
-			out[i] = idx
-			used[idx] = true
-		}
+		names[i] = s.name
 	}
-	next := 0
-	for i := range out {
-		if out[i] >= 0 {
-			continue
-		}
-		for used[next] {
-			next++
-		}
-		out[i] = next
-		used[next] = true
-	}
-	return out
+	return figure.SeriesIndices(names)
 }
 
 func (c *Curves) summaryLocked() string {

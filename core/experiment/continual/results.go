@@ -204,7 +204,6 @@ func Group(runs []Run) ([]Series, error) {
 			out[i].Style = idx
 			used[idx] = true
 			taken[out[i].Method] = true
-			out[i].Style = idx
 			continue
 		}
 		out[i].Style = -1

@@ -133,21 +133,18 @@ func Figure1(runs []Run, opt Fig1Options) (*figure.Figure, error) {
 	return &figure.Figure{Panels: [][]*figure.Panel{{acc, fgt}}, Size: opt.Size, Legend: figure.LegendBelow}, nil
 }
 
-// orderedMethods returns the keys in methodOrder, unknown ones after, sorted.
+// orderedMethods returns the keys in figure.MethodOrder, unknown ones after,
+// sorted.
 func orderedMethods[V any](m map[string]V) []string {
 	var out []string
-	for _, k := range methodOrder {
+	for _, k := range figure.MethodOrder {
 		if _, ok := m[k]; ok {
 			out = append(out, k)
 		}
 	}
 	var rest []string
 	for k := range m {
-		known := false
-		for _, o := range methodOrder {
-			known = known || o == k
-		}
-		if !known {
+		if _, known := figure.MethodSeries(k); !known {
 			rest = append(rest, k)
 		}
 	}
@@ -355,7 +352,8 @@ func LRRobustness(runs []Run, opt LROptions) (*figure.Figure, error) {
 	return &figure.Figure{Panels: [][]*figure.Panel{{acc, fgt}}, Size: opt.Size, Legend: figure.LegendBelow}, nil
 }
 
-// orderedSeries sorts series keys: methods in methodOrder, windows by start.
+// orderedSeries sorts series keys: methods in figure.MethodOrder, windows by
+// start.
 func orderedSeries(set map[string]bool) []string {
 	var out []string
 	for s := range set {
@@ -363,12 +361,10 @@ func orderedSeries(set map[string]bool) []string {
 	}
 	rank := func(s string) int {
 		m, _, _ := cutSeries(s)
-		for i, o := range methodOrder {
-			if o == m {
-				return i
-			}
+		if i, ok := figure.MethodSeries(m); ok {
+			return i
 		}
-		return len(methodOrder)
+		return len(figure.MethodOrder)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		ri, rj := rank(out[i]), rank(out[j])

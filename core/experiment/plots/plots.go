@@ -96,10 +96,6 @@ func MetricLabel(name string) string {
 	return name
 }
 
-// methodOrder fixes each method's series index, so a method has the same
-// colour, dash and marker in every figure.
-var methodOrder = figure.MethodOrder
-
 // MethodDisplay is how a method is named in legends.
 var MethodDisplay = map[string]string{
 	experiment.MethodWindow: "window", experiment.MethodPiSSA: "PiSSA", experiment.MethodMiLoRA: "MiLoRA",
@@ -134,53 +130,24 @@ type styler struct {
 
 func newStyler(series []string) *styler {
 	s := &styler{got: map[string]int{}}
-	used := map[int]bool{}
-	var others []string
+	var names []string
 	for _, name := range series {
-		if _, done := s.got[name]; done {
-			continue
-		}
-		fixed := -1
-		for k, m := range methodOrder {
-			if m == name {
-				fixed = k
-			}
-		}
-		if fixed >= 0 {
-			s.got[name] = fixed
-			used[fixed] = true
-		} else {
-			others = append(others, name)
+		if _, dup := s.got[name]; !dup {
+			s.got[name] = -1
+			names = append(names, name)
 		}
 	}
-	next := 0
-	for _, name := range others {
-		if _, done := s.got[name]; done {
-			continue
-		}
-		for used[next] || (next < len(figure.Palette) && next < len(methodOrder) && methodPresent(series, methodOrder[next])) {
-			next++
-		}
-		s.got[name] = next
-		used[next] = true
+	for i, idx := range figure.SeriesIndices(names) {
+		s.got[names[i]] = idx
 	}
 	return s
-}
-
-func methodPresent(series []string, m string) bool {
-	for _, s := range series {
-		if s == m {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *styler) index(series string) int {
 	if i, ok := s.got[series]; ok {
 		return i
 	}
-	i := len(s.got) + len(methodOrder)
+	i := len(s.got) + len(figure.MethodOrder)
 	s.got[series] = i
 	return i
 }

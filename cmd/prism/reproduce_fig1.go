@@ -508,10 +508,6 @@ var fig1Reproduction = reproduction{
 	report:  fig1Report,
 }
 
-func runReproduceFig1(ctx context.Context, o reproduceOptions) (*reproduced, error) {
-	return runReproduction(ctx, o, fig1Reproduction)
-}
-
 // tinySpec shrinks a reproduction spec to seconds: a small ViT, tiny
 // subsets, one epoch, windows at 0.5 only, two seeds.
 func tinySpec(s *experiment.Spec) {

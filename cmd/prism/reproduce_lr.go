@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -46,10 +45,6 @@ var lrReproduction = reproduction{
 	tiny:    tinySpec,
 	figures: lrFigures,
 	report:  lrReport,
-}
-
-func runReproduceLR(ctx context.Context, o reproduceOptions) (*reproduced, error) {
-	return runReproduction(ctx, o, lrReproduction)
 }
 
 // chanceAccuracy is the task-B accuracy a diverged run is counted at in the

@@ -79,20 +79,20 @@ func TestReproduceFig1AndLRTiny(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "results.db")
 	for _, tc := range []struct {
 		name            string
-		run             func(context.Context, reproduceOptions) (*reproduced, error)
+		reproduction    reproduction
 		runs, new, have int
 		figures         []string
 		rows            []string
 	}{
-		{"fig1", runReproduceFig1, 2 * 8, 2 * 8, 2 * 8, []string{"fig1", "pareto", "curves"},
+		{"fig1", fig1Reproduction, 2 * 8, 2 * 8, 2 * 8, []string{"fig1", "pareto", "curves"},
 			[]string{"PiSSA", "window f=0.5", "MiLoRA", "LoRA", "OLoRA", "DoRA", "full FT", "head only"}},
-		{"lr", runReproduceLR, 2 * 2 * 5, 2 * 5, 2*8 + 2*5, []string{"lr"},
+		{"lr", lrReproduction, 2 * 2 * 5, 2 * 5, 2*8 + 2*5, []string{"lr"},
 			[]string{"PiSSA", "window f=0.5", "MiLoRA", "LoRA", "full FT"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), tc.name)
 			var stdout bytes.Buffer
-			res, err := tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout})
+			res, err := runReproduction(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout}, tc.reproduction)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stdout.String())
 			}
@@ -150,7 +150,7 @@ func TestReproduceFig1AndLRTiny(t *testing.T) {
 			}
 			// Again: nothing trains, the report is written again.
 			stdout.Reset()
-			res, err = tc.run(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout})
+			res, err = runReproduction(ctx, reproduceOptions{Quick: true, Tiny: true, Out: out, DB: db, Stdout: &stdout}, tc.reproduction)
 			if err != nil || res.summary.Skipped != tc.runs || res.summary.Done != 0 {
 				t.Errorf("second run: %v, %+v", err, res.summary)
 			}

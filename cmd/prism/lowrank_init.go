@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,28 +23,32 @@ import (
 
 // lowrankInitOptions are the inputs of `prism lowrank init`.
 type lowrankInitOptions struct {
-	In, Out     string
-	Method      string  // lora | pissa | milora | mid | window | olora
-	Rank        int     // r ≥ 1
-	Start       int     // window start s (method window)
-	StartSet    bool    // --start given
-	Fraction    float64 // window start as a fraction of k−r (method window)
-	FractionSet bool    // --fraction given
-	Alpha       float64 // 0: α = r
-	RSLoRA      bool
-	Targets     string // regular expression over whole tensor names; "" = all
-	SVD         string // full | randomized
-	NIter       int    // randomized power iterations
-	NIterSet    bool   // --niter given
-	Seed        uint64
-	Workers     int    // layers decomposed at once; 0 = automatic
-	Progress    string // auto | always | never
-	Stdout      io.Writer
-	Stderr      io.Writer
+	In, Out       string
+	Method        string  // lora | pissa | milora | mid | window | olora
+	Rank          int     // r ≥ 1
+	Start         int     // window start s (method window)
+	StartSet      bool    // --start given
+	Fraction      float64 // window start as a fraction of k−r (method window)
+	FractionSet   bool    // --fraction given
+	Alpha         float64 // 0: α = r
+	RSLoRA        bool
+	Targets       string // regular expression over whole tensor names; "" = all
+	SVD           string // full | randomized
+	Randomized    string // randomized SVD algorithm: krylov | subspace
+	NIter         int    // randomized: Krylov steps or power iterations
+	NIterSet      bool   // --niter given
+	Oversample    int    // randomized: extra block columns
+	OversampleSet bool   // --oversample given
+	Seed          uint64
+	Workers       int    // layers decomposed at once; 0 = automatic
+	Progress      string // auto | always | never
+	Stdout        io.Writer
+	Stderr        io.Writer
 }
 
 func newLowrankInitCmd() *cobra.Command {
-	o := lowrankInitOptions{SVD: lowrank.SVDFull, NIter: lowrank.DefaultNIter, Progress: progressAuto}
+	o := lowrankInitOptions{SVD: lowrank.SVDFull, Randomized: lowrank.RandomizedKrylov, NIter: lowrank.DefaultNIter,
+		Oversample: lowrank.DefaultOversample, Progress: progressAuto}
 	cmd := &cobra.Command{
 		Use:   "init --in W.safetensors --out adapters.safetensors --method M --rank R [flags]",
 		Short: "Initialise low-rank adapters for every targeted 2-D weight of a safetensors file",
@@ -76,11 +81,12 @@ layer whose start differs. The output is written atomically: on any error no fil
   prism lowrank init --in vit.safetensors --out w.safetensors --method window --fraction 0.25 --rank 8 \
       --targets '.*\.attn\.(qkv|proj)\.weight'
   prism lowrank init --in llm.safetensors --out pissa.safetensors --method pissa --rank 64 \
-      --svd randomized --niter 4`,
+      --svd randomized --niter 6`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
 			o.StartSet, o.FractionSet, o.NIterSet = f.Changed("start"), f.Changed("fraction"), f.Changed("niter")
+			o.OversampleSet = f.Changed("oversample")
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runLowrankInit(cmd.Context(), o)
 		},
@@ -96,7 +102,9 @@ layer whose start differs. The output is written atomically: on any error no fil
 	f.BoolVar(&o.RSLoRA, "rslora", false, "use the rank-stabilised scale α/√r instead of α/r")
 	f.StringVar(&o.Targets, "targets", "", "regular expression a tensor's whole name must match (default: every 2-D tensor); plain names joined by | select exactly those tensors")
 	f.StringVar(&o.SVD, "svd", o.SVD, "SVD for window methods: full (exact) or randomized (top s+r components, fast when s+r ≪ k)")
-	f.IntVar(&o.NIter, "niter", o.NIter, "power iterations of the randomized SVD (--svd randomized)")
+	f.StringVar(&o.Randomized, "randomized", o.Randomized, "randomized SVD algorithm (--svd randomized): krylov (randomized block Krylov) or subspace (Halko–Martinsson–Tropp power iteration)")
+	f.IntVar(&o.NIter, "niter", o.NIter, fmt.Sprintf("randomized SVD iterations (--svd randomized): Krylov steps, 2·niter+1 products with W (subspace: power iterations, default %d)", lowrank.DefaultSubspaceNIter))
+	f.IntVar(&o.Oversample, "oversample", o.Oversample, fmt.Sprintf("randomized SVD extra block columns beyond s+r (--svd randomized; subspace default %d)", lowrank.DefaultSubspaceOversample))
 	f.Uint64Var(&o.Seed, "seed", 0, "seed for the randomized SVD and for LoRA's random A")
 	f.IntVar(&o.Workers, "workers", 0, "layers decomposed at once (0: one per CPU, each with a single-threaded BLAS)")
 	f.StringVar(&o.Progress, "progress", o.Progress, "progress on stderr: auto (only on a terminal), always or never")
@@ -106,6 +114,7 @@ layer whose start differs. The output is written atomically: on any error no fil
 // validate checks the options and returns the lowrank configuration.
 func (o lowrankInitOptions) validate() (lowrank.Config, error) {
 	c := lowrank.Config{Method: o.Method, Rank: o.Rank, Alpha: o.Alpha, RSLoRA: o.RSLoRA, SVD: o.SVD, Seed: o.Seed}
+	o.Randomized = cmp.Or(o.Randomized, lowrank.RandomizedKrylov)
 	switch {
 	case o.In == "":
 		return c, fmt.Errorf("--in is required: the safetensors file holding the weights")
@@ -125,8 +134,16 @@ func (o lowrankInitOptions) validate() (lowrank.Config, error) {
 		return c, fmt.Errorf("--svd must be full or randomized (got %q)", o.SVD)
 	case o.NIterSet && o.SVD != lowrank.SVDRandomized:
 		return c, fmt.Errorf("--niter applies only with --svd randomized")
+	case o.OversampleSet && o.SVD != lowrank.SVDRandomized:
+		return c, fmt.Errorf("--oversample applies only with --svd randomized")
 	case o.NIter < 0:
 		return c, fmt.Errorf("--niter must be ≥ 0 (got %d)", o.NIter)
+	case o.Oversample < 0:
+		return c, fmt.Errorf("--oversample must be ≥ 0 (got %d)", o.Oversample)
+	case o.Randomized != lowrank.RandomizedKrylov && o.Randomized != lowrank.RandomizedSubspace:
+		return c, fmt.Errorf("--randomized must be krylov or subspace (got %q)", o.Randomized)
+	case o.Randomized != lowrank.RandomizedKrylov && o.SVD != lowrank.SVDRandomized:
+		return c, fmt.Errorf("--randomized applies only with --svd randomized")
 	case o.Workers < 0:
 		return c, fmt.Errorf("--workers must be ≥ 0 (got %d)", o.Workers)
 	case o.StartSet && o.FractionSet:
@@ -158,9 +175,21 @@ func (o lowrankInitOptions) validate() (lowrank.Config, error) {
 		return c, fmt.Errorf("%s applies only to --method window (--method %s fixes its own window)", flag, o.Method)
 	}
 	if o.SVD == lowrank.SVDRandomized {
-		c.NIter = o.NIter
-		if o.NIter == 0 {
-			c.NIter = -1 // lowrank: < 0 means no power iteration
+		c.Randomized, c.NIter, c.Oversample = o.Randomized, o.NIter, o.Oversample
+		if o.Randomized == lowrank.RandomizedSubspace {
+			if !o.NIterSet {
+				c.NIter = lowrank.DefaultSubspaceNIter
+			}
+			if !o.OversampleSet {
+				c.Oversample = lowrank.DefaultSubspaceOversample
+			}
+		}
+		// lowrank: 0 means the algorithm's default, < 0 means none.
+		if c.NIter == 0 {
+			c.NIter = -1
+		}
+		if c.Oversample == 0 {
+			c.Oversample = -1
 		}
 	}
 	return c, nil
@@ -300,7 +329,9 @@ func initMetadata(o lowrankInitOptions, c lowrank.Config, layers []*initLayer) m
 		"tensors": "NAME.lora_A [r, in], NAME.lora_B [out, r], NAME.base [out, in]: W = base + scale·lora_B·lora_A",
 	}
 	if c.SVD == lowrank.SVDRandomized {
+		meta["randomized"] = c.Randomized
 		meta["niter"] = strconv.Itoa(max(c.NIter, 0))
+		meta["oversample"] = strconv.Itoa(max(c.Oversample, 0))
 	}
 	names := make([]string, len(layers))
 	counts := map[int]int{}

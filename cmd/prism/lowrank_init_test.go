@@ -190,8 +190,9 @@ func TestLowrankInitScalesAndRandomized(t *testing.T) {
 	}
 	defer r.Close()
 	meta := r.Metadata()
-	if meta["scale"] != "2" || meta["rslora"] != "true" || meta["niter"] != "4" || meta["svd"] != "randomized" {
-		t.Fatalf("metadata %v: want scale α/√r = 2, rslora, niter 4", meta)
+	if meta["scale"] != "2" || meta["rslora"] != "true" || meta["niter"] != "4" || meta["svd"] != "randomized" ||
+		meta["randomized"] != "krylov" || meta["oversample"] != "0" {
+		t.Fatalf("metadata %v: want scale α/√r = 2, rslora, randomized krylov, niter 4, oversample 0", meta)
 	}
 	if len(r.Names()) != 6 {
 		t.Fatalf("--targets selected %v", r.Names())
@@ -205,6 +206,41 @@ func TestLowrankInitScalesAndRandomized(t *testing.T) {
 				t.Errorf("%s: randomized σ_%d off by %.1e", name, k, e)
 			}
 		}
+	}
+}
+
+// TestLowrankInitSubspace: --randomized subspace takes its own defaults
+// (niter 4, oversample 24) unless given, and records them.
+func TestLowrankInitSubspace(t *testing.T) {
+	dir := t.TempDir()
+	in, weights := writeFixture(t, dir)
+	for _, tc := range []struct {
+		o                 lowrankInitOptions
+		niter, oversample string
+	}{
+		{lowrankInitOptions{Randomized: "subspace"}, "4", "24"},
+		{lowrankInitOptions{Randomized: "subspace", NIter: 6, NIterSet: true, Oversample: 8, OversampleSet: true}, "6", "8"},
+	} {
+		o := tc.o
+		o.In, o.Out, o.Method, o.Rank, o.SVD, o.Seed, o.Targets = in, filepath.Join(dir, "s.safetensors"), "pissa", 4, "randomized", 5, `enc\.q\.weight`
+		if err := runLowrankInit(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		r, err := safetensors.Open(o.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := r.Metadata()
+		if meta["randomized"] != "subspace" || meta["niter"] != tc.niter || meta["oversample"] != tc.oversample {
+			t.Errorf("metadata %v: want randomized subspace, niter %s, oversample %s", meta, tc.niter, tc.oversample)
+		}
+		_, b, _ := readAdapter(t, r, "enc.q.weight")
+		for k := range 4 {
+			if e := relErr(columnNormSq(b, k), weights["enc.q.weight"].sigma[k]); e > 1e-3 {
+				t.Errorf("σ_%d off by %.1e", k, e)
+			}
+		}
+		r.Close()
 	}
 }
 
@@ -319,33 +355,37 @@ func TestLowrankInitErrors(t *testing.T) {
 		opts lowrankInitOptions
 		want []string
 	}{
-		"no in":             {with(func(o *lowrankInitOptions) { o.In = "" }), []string{"--in is required"}},
-		"no out":            {with(func(o *lowrankInitOptions) { o.Out = "" }), []string{"--out is required"}},
-		"out is in":         {with(func(o *lowrankInitOptions) { o.Out = o.In }), []string{"--out", "is the input file"}},
-		"no method":         {with(func(o *lowrankInitOptions) { o.Method = "" }), []string{"--method is required"}},
-		"bad method":        {with(func(o *lowrankInitOptions) { o.Method = "dora" }), []string{`--method "dora" is unknown`, "lora, pissa, milora, mid, window or olora"}},
-		"rank 0":            {with(func(o *lowrankInitOptions) { o.Rank = 0 }), []string{"--rank must be an integer ≥ 1 (got 0)"}},
-		"alpha negative":    {with(func(o *lowrankInitOptions) { o.Alpha = -1 }), []string{"--alpha must be a positive number (got -1)"}},
-		"bad svd":           {with(func(o *lowrankInitOptions) { o.SVD = "exact" }), []string{`--svd must be full or randomized (got "exact")`}},
-		"niter with full":   {with(func(o *lowrankInitOptions) { o.NIterSet = true }), []string{"--niter applies only with --svd randomized"}},
-		"both starts":       {with(func(o *lowrankInitOptions) { o.Method, o.StartSet, o.FractionSet = "window", true, true }), []string{"--start and --fraction"}},
-		"window no start":   {with(func(o *lowrankInitOptions) { o.Method = "window" }), []string{"--method window needs", "--start S or --fraction F"}},
-		"start with pissa":  {with(func(o *lowrankInitOptions) { o.Start, o.StartSet = 3, true }), []string{"--start applies only to --method window"}},
-		"fraction range":    {with(func(o *lowrankInitOptions) { o.Method, o.Fraction, o.FractionSet = "window", 1.5, true }), []string{"--fraction must be in [0, 1] (got 1.5)"}},
-		"negative start":    {with(func(o *lowrankInitOptions) { o.Method, o.Start, o.StartSet = "window", -2, true }), []string{"--start must be ≥ 0 (got -2)"}},
-		"start too late":    {with(func(o *lowrankInitOptions) { o.Method, o.Start, o.StartSet = "window", 10, true }), []string{`"enc.wide.weight"`, "s=10", "r=4"}},
-		"bad progress":      {with(func(o *lowrankInitOptions) { o.Progress = "sometimes" }), []string{"--progress must be auto, always or never"}},
-		"bad regexp":        {with(func(o *lowrankInitOptions) { o.Targets = "enc.(q" }), []string{`--targets "enc.(q" is not a valid regular expression`}},
-		"explicit 1-D":      {with(func(o *lowrankInitOptions) { o.Targets = "enc.q.weight|enc.q.bias" }), []string{`--targets names tensor "enc.q.bias"`, "not 2-D (shape [24])"}},
-		"explicit small":    {with(func(o *lowrankInitOptions) { o.Targets = "head.weight" }), []string{`"head.weight"`, "rank 4 exceeds its 3 singular values"}},
-		"explicit missing":  {with(func(o *lowrankInitOptions) { o.Targets = "enc.q.weight|enc.k.weight" }), []string{`--targets names tensor "enc.k.weight", which is not in`}},
-		"matches none":      {with(func(o *lowrankInitOptions) { o.Targets = ".*\\.nothing" }), []string{`--targets ".*\\.nothing" selects no usable 2-D float tensor`}},
-		"rank too big":      {with(func(o *lowrankInitOptions) { o.Rank = 20 }), []string{"holds no usable 2-D float tensor", "rank 20 exceeds"}},
-		"NaN weight":        {with(func(o *lowrankInitOptions) { o.In, o.Rank = nanPath, 2 }), []string{`tensor "blocks.1.w"`, nanPath, "non-finite value NaN at [1, 0]"}},
-		"corrupt input":     {with(func(o *lowrankInitOptions) { o.In = corrupt }), []string{corrupt, "truncated"}},
-		"missing input":     {with(func(o *lowrankInitOptions) { o.In = filepath.Join(dir, "nope.safetensors") }), []string{"nope.safetensors", "no such file"}},
-		"negative workers":  {with(func(o *lowrankInitOptions) { o.Workers = -1 }), []string{"--workers must be ≥ 0"}},
-		"unwritable output": {with(func(o *lowrankInitOptions) { o.Out = filepath.Join(dir, "no", "dir", "x.safetensors") }), []string{"x.safetensors"}},
+		"no in":                {with(func(o *lowrankInitOptions) { o.In = "" }), []string{"--in is required"}},
+		"no out":               {with(func(o *lowrankInitOptions) { o.Out = "" }), []string{"--out is required"}},
+		"out is in":            {with(func(o *lowrankInitOptions) { o.Out = o.In }), []string{"--out", "is the input file"}},
+		"no method":            {with(func(o *lowrankInitOptions) { o.Method = "" }), []string{"--method is required"}},
+		"bad method":           {with(func(o *lowrankInitOptions) { o.Method = "dora" }), []string{`--method "dora" is unknown`, "lora, pissa, milora, mid, window or olora"}},
+		"rank 0":               {with(func(o *lowrankInitOptions) { o.Rank = 0 }), []string{"--rank must be an integer ≥ 1 (got 0)"}},
+		"alpha negative":       {with(func(o *lowrankInitOptions) { o.Alpha = -1 }), []string{"--alpha must be a positive number (got -1)"}},
+		"bad svd":              {with(func(o *lowrankInitOptions) { o.SVD = "exact" }), []string{`--svd must be full or randomized (got "exact")`}},
+		"niter with full":      {with(func(o *lowrankInitOptions) { o.NIterSet = true }), []string{"--niter applies only with --svd randomized"}},
+		"oversample with full": {with(func(o *lowrankInitOptions) { o.OversampleSet = true }), []string{"--oversample applies only with --svd randomized"}},
+		"subspace with full":   {with(func(o *lowrankInitOptions) { o.Randomized = "subspace" }), []string{"--randomized applies only with --svd randomized"}},
+		"unknown randomized":   {with(func(o *lowrankInitOptions) { o.SVD, o.Randomized = "randomized", "lanczos" }), []string{"--randomized must be krylov or subspace", "lanczos"}},
+		"negative oversample":  {with(func(o *lowrankInitOptions) { o.SVD, o.Oversample = "randomized", -2 }), []string{"--oversample must be ≥ 0"}},
+		"both starts":          {with(func(o *lowrankInitOptions) { o.Method, o.StartSet, o.FractionSet = "window", true, true }), []string{"--start and --fraction"}},
+		"window no start":      {with(func(o *lowrankInitOptions) { o.Method = "window" }), []string{"--method window needs", "--start S or --fraction F"}},
+		"start with pissa":     {with(func(o *lowrankInitOptions) { o.Start, o.StartSet = 3, true }), []string{"--start applies only to --method window"}},
+		"fraction range":       {with(func(o *lowrankInitOptions) { o.Method, o.Fraction, o.FractionSet = "window", 1.5, true }), []string{"--fraction must be in [0, 1] (got 1.5)"}},
+		"negative start":       {with(func(o *lowrankInitOptions) { o.Method, o.Start, o.StartSet = "window", -2, true }), []string{"--start must be ≥ 0 (got -2)"}},
+		"start too late":       {with(func(o *lowrankInitOptions) { o.Method, o.Start, o.StartSet = "window", 10, true }), []string{`"enc.wide.weight"`, "s=10", "r=4"}},
+		"bad progress":         {with(func(o *lowrankInitOptions) { o.Progress = "sometimes" }), []string{"--progress must be auto, always or never"}},
+		"bad regexp":           {with(func(o *lowrankInitOptions) { o.Targets = "enc.(q" }), []string{`--targets "enc.(q" is not a valid regular expression`}},
+		"explicit 1-D":         {with(func(o *lowrankInitOptions) { o.Targets = "enc.q.weight|enc.q.bias" }), []string{`--targets names tensor "enc.q.bias"`, "not 2-D (shape [24])"}},
+		"explicit small":       {with(func(o *lowrankInitOptions) { o.Targets = "head.weight" }), []string{`"head.weight"`, "rank 4 exceeds its 3 singular values"}},
+		"explicit missing":     {with(func(o *lowrankInitOptions) { o.Targets = "enc.q.weight|enc.k.weight" }), []string{`--targets names tensor "enc.k.weight", which is not in`}},
+		"matches none":         {with(func(o *lowrankInitOptions) { o.Targets = ".*\\.nothing" }), []string{`--targets ".*\\.nothing" selects no usable 2-D float tensor`}},
+		"rank too big":         {with(func(o *lowrankInitOptions) { o.Rank = 20 }), []string{"holds no usable 2-D float tensor", "rank 20 exceeds"}},
+		"NaN weight":           {with(func(o *lowrankInitOptions) { o.In, o.Rank = nanPath, 2 }), []string{`tensor "blocks.1.w"`, nanPath, "non-finite value NaN at [1, 0]"}},
+		"corrupt input":        {with(func(o *lowrankInitOptions) { o.In = corrupt }), []string{corrupt, "truncated"}},
+		"missing input":        {with(func(o *lowrankInitOptions) { o.In = filepath.Join(dir, "nope.safetensors") }), []string{"nope.safetensors", "no such file"}},
+		"negative workers":     {with(func(o *lowrankInitOptions) { o.Workers = -1 }), []string{"--workers must be ≥ 0"}},
+		"unwritable output":    {with(func(o *lowrankInitOptions) { o.Out = filepath.Join(dir, "no", "dir", "x.safetensors") }), []string{"x.safetensors"}},
 	}
 	before := dirEntries(t, dir)
 	for name, c := range cases {

@@ -28,7 +28,8 @@ const (
 	// dgesvdx with RANGE='I'; with gonum it falls back to SVDThin).
 	SVDWindowOnly = "window"
 	// SVDRandomized computes the top s+r triplets with RandomizedSVD
-	// (Halko–Martinsson–Tropp); the fast path when s+r ≪ k.
+	// (randomized block Krylov by default, or Halko–Martinsson–Tropp subspace
+	// iteration: Config.Randomized); the fast path when s+r ≪ k.
 	SVDRandomized = "randomized"
 )
 
@@ -44,8 +45,9 @@ type Config struct {
 	RSLoRA     bool       // scale = α/√r instead of α/r
 	Window     WindowSpec // where the window starts, for Method "window"
 	SVD        string     // full (default: exact, fastest) | thin | window | randomized
-	NIter      int        // randomized: power iterations; 0 → DefaultNIter, < 0 → none
-	Oversample int        // randomized: extra columns; 0 → DefaultOversample, < 0 → none
+	Randomized string     // randomized: krylov (default, also "") | subspace
+	NIter      int        // randomized: Krylov steps or power iterations; 0 → the algorithm's default, < 0 → none
+	Oversample int        // randomized: extra columns; 0 → the algorithm's default, < 0 → none
 	Seed       uint64     // seeds the randomized SVD and LoRA's A
 	Backend    SVDBackend // "" (default), lapack, gonum
 }
@@ -106,6 +108,9 @@ func (c Config) validate(layer string, m, n int) error {
 	case "", SVDFull, SVDThin, SVDWindowOnly, SVDRandomized:
 	default:
 		return fail("unknown SVD strategy %q (expected full, thin, window or randomized)", c.SVD)
+	}
+	if _, err := ParseRandomizedAlgorithm(c.Randomized); err != nil {
+		return fail("%v", err)
 	}
 	if _, err := c.Backend.resolve(); err != nil {
 		return fail("%v", err)
@@ -170,7 +175,7 @@ func Init[T Float](layer string, w Matrix[T], c Config) (Adapter[T], error) {
 }
 
 func (c Config) randomizedOptions() RandomizedOptions {
-	return RandomizedOptions{NIter: c.NIter, Oversample: c.Oversample, Seed: c.Seed, Backend: c.Backend}
+	return RandomizedOptions{Algorithm: c.Randomized, NIter: c.NIter, Oversample: c.Oversample, Seed: c.Seed, Backend: c.Backend}
 }
 
 // InitFromSVD is Init for a window method reusing precomputed factors of w

@@ -28,6 +28,18 @@ func lapackResidual[T Float](Matrix[T], Matrix[T], Matrix[T], float64) Matrix[T]
 	panic(ErrLAPACKUnavailable)
 }
 
+func lapackKrylovStep[T Float](Matrix[T], bool, Matrix[T]) (y, z Matrix[T]) {
+	panic(ErrLAPACKUnavailable)
+}
+
+func lapackSymEigen(Matrix[float64]) (Factors[float64], error) {
+	return Factors[float64]{}, ErrLAPACKUnavailable
+}
+
+func lapackGram(Matrix[float64]) Matrix[float64] {
+	panic(ErrLAPACKUnavailable)
+}
+
 func lapackOrthonormalize[T Float](Matrix[T]) (Matrix[T], error) {
 	return Matrix[T]{}, ErrLAPACKUnavailable
 }

@@ -1,6 +1,7 @@
 package lowrank_test
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"testing"
@@ -54,16 +55,19 @@ func TestWindowSVD(t *testing.T) {
 
 func TestRandomizedSVD(t *testing.T) {
 	for _, b := range backends() {
-		t.Run(string(b)+"/float64", func(t *testing.T) {
-			lowranktest.CheckTruncatedSVD(t, func(w lowrank.Matrix[float64], q int) (lowrank.Factors[float64], error) {
-				return lowrank.RandomizedSVD(w, q, lowrank.RandomizedOptions{Seed: 1, Backend: b})
-			}, 1e-3)
-		})
-		t.Run(string(b)+"/float32", func(t *testing.T) {
-			lowranktest.CheckTruncatedSVD(t, func(w lowrank.Matrix[float32], q int) (lowrank.Factors[float32], error) {
-				return lowrank.RandomizedSVD(w, q, lowrank.RandomizedOptions{Seed: 1, Backend: b})
-			}, 1e-3)
-		})
+		for _, algo := range []string{lowrank.RandomizedKrylov, lowrank.RandomizedSubspace} {
+			o := lowrank.RandomizedOptions{Algorithm: algo, Seed: 1, Backend: b}
+			t.Run(string(b)+"/"+algo+"/float64", func(t *testing.T) {
+				lowranktest.CheckTruncatedSVD(t, func(w lowrank.Matrix[float64], q int) (lowrank.Factors[float64], error) {
+					return lowrank.RandomizedSVD(w, q, o)
+				}, 1e-3)
+			})
+			t.Run(string(b)+"/"+algo+"/float32", func(t *testing.T) {
+				lowranktest.CheckTruncatedSVD(t, func(w lowrank.Matrix[float32], q int) (lowrank.Factors[float32], error) {
+					return lowrank.RandomizedSVD(w, q, o)
+				}, 1e-3)
+			})
+		}
 	}
 }
 
@@ -108,12 +112,23 @@ func TestInitStrategies(t *testing.T) {
 
 func TestRandomizedInit(t *testing.T) {
 	for _, b := range backends() {
-		t.Run(string(b)+"/float64", func(t *testing.T) {
-			lowranktest.CheckRandomizedInit(t, initWith[float64](b), tol64, 1e-3)
-		})
-		t.Run(string(b)+"/float32", func(t *testing.T) {
-			lowranktest.CheckRandomizedInit(t, initWith[float32](b), tol32, 1e-3)
-		})
+		for _, algo := range []string{"", lowrank.RandomizedSubspace} {
+			name := string(b) + "/" + cmp.Or(algo, "default")
+			t.Run(name+"/float64", func(t *testing.T) {
+				lowranktest.CheckRandomizedInit(t, initAlgorithm[float64](b, algo), tol64, 1e-3)
+			})
+			t.Run(name+"/float32", func(t *testing.T) {
+				lowranktest.CheckRandomizedInit(t, initAlgorithm[float32](b, algo), tol32, 1e-3)
+			})
+		}
+	}
+}
+
+// initAlgorithm is initWith with Config.Randomized set.
+func initAlgorithm[T lowrank.Float](b lowrank.SVDBackend, algo string) lowranktest.InitFunc[T] {
+	return func(layer string, w lowrank.Matrix[T], c lowrank.Config) (lowrank.Adapter[T], error) {
+		c.Backend, c.Randomized = b, algo
+		return lowrank.Init(layer, w, c)
 	}
 }
 

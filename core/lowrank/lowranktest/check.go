@@ -298,7 +298,11 @@ func CheckTruncatedSVD[T lowrank.Float](t *testing.T, svd TruncatedSVDFunc[T], r
 						t.Errorf("S not descending at %d", i)
 					}
 					want := c.Spectrum[i]
-					if rel := math.Abs(float64(s)-want) / want; rel > relTol {
+					if want == 0 {
+						if zeroTol := 1e3 * eps * c.Spectrum[0]; math.Abs(float64(s)) > zeroTol {
+							t.Errorf("σ_%d = %.8g, want 0 (within %.3g)", i, float64(s), zeroTol)
+						}
+					} else if rel := math.Abs(float64(s)-want) / want; rel > relTol {
 						t.Errorf("σ_%d = %.8g, want %.8g (relative error %.3g > %.3g)", i, float64(s), want, rel, relTol)
 					}
 				}

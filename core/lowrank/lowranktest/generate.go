@@ -110,8 +110,12 @@ func Cases[T lowrank.Float]() []Case[T] {
 	return out
 }
 
-// DecayingCases returns larger matrices with decaying spectra (distinct
-// values) for the randomized SVD: geometric and power-law decay, tall and wide.
+// DecayingCases returns larger matrices with decaying spectra for the
+// randomized SVD: geometric and power-law decay, tall and wide, a slow decay
+// like trained weights' (σ_i ∝ (1+i)^−0.5, bench-lowrank's spectrum), and a
+// rank-deficient one (rank 12: the top 16 include zeros, and a Krylov space
+// of the default size is invariant long before it is full), and the zero
+// matrix (every product vanishes exactly).
 func DecayingCases[T lowrank.Float]() []Case[T] {
 	specs := []struct {
 		name     string
@@ -121,6 +125,9 @@ func DecayingCases[T lowrank.Float]() []Case[T] {
 		{"geometric-120x80", 120, 80, GeometricSpectrum(80, 10, 0.9)},
 		{"power-law-70x150", 70, 150, PowerLawSpectrum(70, 8, 1.5)},
 		{"power-law-200x200", 200, 200, PowerLawSpectrum(200, 1, 1)},
+		{"slow-power-law-256x512", 256, 512, PowerLawSpectrum(256, 2, 0.5)},
+		{"rank-deficient-150x90", 150, 90, append(GeometricSpectrum(12, 5, 0.8), make([]float64, 78)...)},
+		{"zero-40x25", 40, 25, make([]float64, 25)},
 	}
 	out := make([]Case[T], 0, len(specs))
 	for i, sp := range specs {

@@ -46,7 +46,8 @@ var descriptions = map[string]string{
 }
 
 // Metadata describes the method and its hyperparameters: for the window
-// methods, svd (full | randomized), niter and oversample; for window also
+// methods, svd (full | randomized), randomized (krylov | subspace), niter and
+// oversample; for window also
 // window (start=S | fraction=F | pissa | milora | mid).
 func (b Method) Metadata() method.Metadata {
 	md := method.Metadata{Name: b.name, Version: "builtin", Description: descriptions[b.name]}
@@ -54,7 +55,8 @@ func (b Method) Metadata() method.Metadata {
 	case lowrank.MethodPiSSA, lowrank.MethodMiLoRA, lowrank.MethodMid, lowrank.MethodWindow:
 		md.Hyperparameters = []method.HyperParam{
 			{Name: "svd", Type: method.String, Description: "full (exact) or randomized (top s+r triplets)", Default: method.Value{String: lowrank.SVDFull}, Choices: []string{lowrank.SVDFull, lowrank.SVDRandomized}},
-			{Name: "niter", Type: method.Int, Description: "randomized SVD power iterations (0: default, -1: none)", Default: method.Value{Int: 0}, Min: ptr(-1)},
+			{Name: "randomized", Type: method.String, Description: "randomized SVD algorithm: krylov (randomized block Krylov) or subspace (power iteration)", Default: method.Value{String: lowrank.RandomizedKrylov}, Choices: []string{lowrank.RandomizedKrylov, lowrank.RandomizedSubspace}},
+			{Name: "niter", Type: method.Int, Description: "randomized SVD Krylov steps or power iterations (0: default, -1: none)", Default: method.Value{Int: 0}, Min: ptr(-1)},
 			{Name: "oversample", Type: method.Int, Description: "randomized SVD extra columns (0: default, -1: none)", Default: method.Value{Int: 0}, Min: ptr(-1)},
 		}
 	}
@@ -69,7 +71,7 @@ func (b Method) Metadata() method.Metadata {
 // Config builds the lowrank configuration of a request.
 func (b Method) Config(req method.Request) (lowrank.Config, error) {
 	c := lowrank.Config{Method: b.name, Rank: req.Rank, Alpha: req.Alpha, RSLoRA: req.RSLoRA, Seed: req.Seed,
-		SVD: req.Hyper["svd"].String, NIter: int(req.Hyper["niter"].Int), Oversample: int(req.Hyper["oversample"].Int)}
+		SVD: req.Hyper["svd"].String, Randomized: req.Hyper["randomized"].String, NIter: int(req.Hyper["niter"].Int), Oversample: int(req.Hyper["oversample"].Int)}
 	if b.name == lowrank.MethodWindow {
 		w, err := lowrank.ParseWindowSpec(req.Hyper["window"].String)
 		if err != nil {

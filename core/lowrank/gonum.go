@@ -170,7 +170,8 @@ func reducedQR[T Float](backend SVDBackend, w Matrix[T]) (q, r Matrix[T], err er
 	return gonumReducedQR(w)
 }
 
-// residual returns Wres = W − scale·B·A, accumulated in float64.
+// residual returns Wres = W − scale·B·A: in W's precision with LAPACK (a
+// rank-r ?gemm update), accumulated in float64 with gonum.
 func residual[T Float](backend SVDBackend, w, b, a Matrix[T], scale float64) Matrix[T] {
 	if backend == BackendLAPACK {
 		return lapackResidual(w, b, a, scale)

@@ -140,7 +140,7 @@ type Adapter[T Float] struct {
 // resolved window start s,
 //
 //	Sr = S[s:s+r]/scale,  B = U[:, s:s+r]·diag(√Sr),  A = diag(√Sr)·Vᵀ[s:s+r, :],
-//	Wres = W − scale·B·A  (float64 accumulation over the actual A and B);
+//	Wres = W − scale·B·A  (from the actual A and B; one rank-r GEMM update);
 //
 // lora: A ~ U(−1/√n, 1/√n) (PEFT's kaiming_uniform_(a=√5)), B = 0, Wres = W;
 // olora: W = Q·R (reduced QR), B = Q[:, :r], A = R[:r, :], Wres = W − scale·B·A.

@@ -140,6 +140,3 @@ func parallel(n int, fn func(k int)) {
 	work()
 	wg.Wait()
 }
-
-// adamwStep32 is adamwStep for float32.
-func adamwStep32(theta, g, m, v []float32, c coefficients) { adamwStep(theta, g, m, v, c) }

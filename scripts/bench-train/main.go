@@ -44,7 +44,8 @@ type result struct {
 	Kernels string `json:"kernels"`
 	// HandedBack counts ops of the timed steps that prism's kernels handed
 	// back to simplego's own executors: only non-float32 ones are expected
-	// (the optimizer's int64 step counters, 4 per step).
+	// (with -ingraph, the optimizer's int64 step counters, 4 per step; none
+	// with the fused update).
 	HandedBack int64   `json:"handed_back"`
 	Ms         float64 `json:"ms"`
 	MinMs      float64 `json:"min_ms"`

@@ -83,7 +83,12 @@ func (p problem) loss(ctx *mlctx.Context, x, y *Node) *Node {
 // train runs steps of opt (learning rates lrs) and returns the context.
 func train(t *testing.T, b backends.Backend, p problem, cfg adamw.Config, lrs []float64) *mlctx.Context {
 	t.Helper()
-	ctx := p.newContext(7)
+	return trainOn(t, b, p, p.newContext(7), cfg, lrs)
+}
+
+// trainOn runs steps of opt on ctx, continuing from its state.
+func trainOn(t *testing.T, b backends.Backend, p problem, ctx *mlctx.Context, cfg adamw.Config, lrs []float64) *mlctx.Context {
+	t.Helper()
 	opt := adamw.New(b, cfg)
 	exec, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, x, y, lr *Node) []*Node {
 		loss := p.loss(ctx, x, y)
@@ -205,4 +210,40 @@ func keys(m map[string][]float64) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestStateIsGoMLXs runs 4 fused steps and then 4 of GoMLX's graph Adam on
+// the same context (the state a checkpoint stores), and the other way
+// round, and compares with 8 steps of GoMLX's Adam: the fused update keeps
+// Adam's state where and as GoMLX does.
+func TestStateIsGoMLXs(t *testing.T) {
+	b, err := backend.New("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lrs := []float64{1e-2, 2e-2, 3e-2, 2e-2, 1e-2, 5e-3, 1e-2, 2e-2}
+	p := newProblem(dtypes.Float64, 5)
+	cfg := adamw.Config{LearningRate: 1e-2, WeightDecay: 0.05, Clip: 0.05}
+	inGraph := cfg
+	inGraph.InGraph = true
+	want := values(train(t, b, p, inGraph, lrs))
+	for _, order := range [][2]adamw.Config{{cfg, inGraph}, {inGraph, cfg}} {
+		ctx := train(t, b, p, order[0], lrs[:4])
+		compareValues(t, values(trainOn(t, b, p, ctx, order[1], lrs[4:])), want)
+	}
+}
+
+func compareValues(t *testing.T, got, want map[string][]float64) {
+	t.Helper()
+	for name, w := range want {
+		g := got[name]
+		if len(g) != len(w) {
+			t.Fatalf("variable %s: %d values, want %d", name, len(g), len(w))
+		}
+		for i := range w {
+			if math.Abs(g[i]-w[i]) > 1e-12*(1+math.Abs(w[i])) {
+				t.Fatalf("variable %s[%d]: %v after 4 + 4 steps, %v after 8 graph steps", name, i, g[i], w[i])
+			}
+		}
+	}
 }

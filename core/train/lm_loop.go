@@ -13,12 +13,13 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+
 	"github.com/gomlx/gopjrt/dtypes"
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/analysis"
 	"github.com/prism-lora/prism/core/models"
+	"github.com/prism-lora/prism/core/train/adamw"
 	"github.com/prism-lora/prism/datasets/dense"
 )
 
@@ -103,33 +104,19 @@ func (l *lmLoop) lmLogits(ctx *mlctx.Context, x *Node) *Node {
 	return models.LM(ctx.In(ModelScope), l.model, models.Run{Linear: l.linear}, x)
 }
 
-// trainStep builds one optimisation step: (x, y, lr) → (loss, correct).
-func (l *lmLoop) trainStep() (*mlctx.Exec, error) {
-	opt, ok := optimizers.Adam().LearningRate(l.hyper.LearningRate).Epsilon(1e-8).
-		WeightDecay(l.hyper.WeightDecay).Done().(withGradients)
-	if !ok {
-		return nil, fmt.Errorf("train: GoMLX's Adam does not take precomputed gradients")
-	}
-	return mlctx.NewExec(l.backend, l.ctx, func(ctx *mlctx.Context, x, y, lr *Node) (*Node, *Node) {
+// trainStep builds one optimisation step: (x, y, lr) → (loss, correct, the
+// optimizer's outputs…); opt.Apply finishes the step with the outputs after
+// the first two.
+func (l *lmLoop) trainStep() (*mlctx.Exec, *adamw.Optimizer, error) {
+	opt := newOptimizer(l.backend, l.hyper)
+	exec, err := mlctx.NewExec(l.backend, l.ctx, func(ctx *mlctx.Context, x, y, lr *Node) []*Node {
 		logits := l.lmLogits(ctx, x)
 		loss := models.TokenCrossEntropy(logits, y)
-		var names []string
-		ctx.EnumerateVariables(func(v *mlctx.Variable) {
-			if v.Trainable && v.InUseByGraph(x.Graph()) {
-				names = append(names, v.ScopeAndName())
-			}
-		})
-		grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
-		if len(grads) != len(names) {
-			panic(fmt.Sprintf("train: %d gradients for %d trainable variables", len(grads), len(names)))
-		}
-		grads = clipGlobalNorm(grads, names, l.hyper.Clip)
-		optimizers.LearningRateVar(ctx, loss.DType(), l.hyper.LearningRate).SetValueGraph(ConvertDType(lr, loss.DType()))
-		opt.UpdateGraphWithGradients(ctx, grads, loss.DType())
 		pred := ArgMax(logits, -1, dtypes.Int32)
 		correct := ReduceAllSum(ConvertDType(Equal(pred, y), dtypes.Float64))
-		return ConvertDType(loss, dtypes.Float64), correct
+		return append([]*Node{ConvertDType(loss, dtypes.Float64), correct}, opt.UpdateGraph(ctx, loss, lr)...)
 	})
+	return exec, opt, err
 }
 
 // textLogits runs the model (in ctx, with linear) on every window of data in
@@ -242,7 +229,7 @@ func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, err
 		evalEvery = spe
 	}
 	warm := WarmupSteps(l.hyper.Warmup, total)
-	step, err := l.trainStep()
+	step, opt, err := l.trainStep()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -288,7 +275,11 @@ func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, err
 		}
 		x, y := l.train.batch(order, l.hyper.BatchSize)
 		lr = LearningRate(l.hyper.LearningRate, st.Step, total, warm)
-		out, err := step.Exec(x, y, tensors.FromScalar(float32(lr)))
+		stepLR, lrT := stepLearningRate(lr)
+		out, err := step.Exec(x, y, lrT)
+		if err == nil {
+			err = opt.Apply(out[2:], stepLR)
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
 		}

@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/gomlx/gopjrt/dtypes"
 
 	"github.com/prism-lora/prism/core/adapter"
+	"github.com/prism-lora/prism/core/train/adamw"
 	"github.com/prism-lora/prism/datasets/dense"
 )
 
@@ -163,71 +162,32 @@ func correctCount(logits, labels *Node) *Node {
 	return ReduceAllSum(ConvertDType(Equal(pred, labels), dtypes.Float32))
 }
 
-// clipGlobalNorm scales grads by min(1, clip/(‖g‖₂+1e-6)), ‖g‖₂ over all of
-// them (PyTorch's clip_grad_norm_). The squares are summed in the order of
-// names (the variables' names), so the result does not depend on the order
-// in which the context happens to hold its variables (which differs between
-// a fresh and a resumed run).
-func clipGlobalNorm(grads []*Node, names []string, clip float64) []*Node {
-	if clip <= 0 || len(grads) == 0 {
-		return grads
-	}
-	order := make([]int, len(grads))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return names[order[a]] < names[order[b]] })
-	var sum *Node
-	for _, i := range order {
-		s := ReduceAllSum(Square(grads[i]))
-		if sum == nil {
-			sum = s
-		} else {
-			sum = Add(sum, s)
-		}
-	}
-	norm := Sqrt(sum)
-	factor := Min(OnesLike(norm), Div(Scalar(norm.Graph(), norm.DType(), clip), AddScalar(norm, 1e-6)))
-	out := make([]*Node, len(grads))
-	for i, g := range grads {
-		out[i] = Mul(g, ConvertDType(factor, g.DType()))
-	}
-	return out
+// newOptimizer is the loops' AdamW (β = 0.9, 0.999, ε = 1e-8), with h's
+// weight decay and clipping.
+func newOptimizer(b backends.Backend, h Hyper) *adamw.Optimizer {
+	return adamw.New(b, adamw.Config{LearningRate: h.LearningRate, WeightDecay: h.WeightDecay, Epsilon: 1e-8, Clip: h.Clip})
 }
 
-// withGradients is the part of GoMLX's Adam used here.
-type withGradients interface {
-	UpdateGraphWithGradients(ctx *mlctx.Context, grads []*Node, lossDType dtypes.DType)
+// stepLearningRate is the learning rate a step is given: the schedule's,
+// rounded to float32 as the step graph receives it.
+func stepLearningRate(lr float64) (float64, *tensors.Tensor) {
+	return float64(float32(lr)), tensors.FromScalar(float32(lr))
 }
 
 // trainStep builds the executor of one optimisation step:
-// (x, labels, lr) → (loss, correct).
-func (l *loop) trainStep() (*mlctx.Exec, error) {
-	opt, ok := optimizers.Adam().LearningRate(l.hyper.LearningRate).Epsilon(1e-8).
-		WeightDecay(l.hyper.WeightDecay).Done().(withGradients)
-	if !ok {
-		return nil, fmt.Errorf("train: GoMLX's Adam does not take precomputed gradients")
-	}
-	return mlctx.NewExec(l.backend, l.ctx, func(ctx *mlctx.Context, x, labels, lr *Node) (*Node, *Node) {
+// (x, labels, lr) → (loss, correct, the optimizer's outputs…); opt.Apply
+// finishes the step with the outputs after the first two.
+func (l *loop) trainStep() (*mlctx.Exec, *adamw.Optimizer, error) {
+	opt := newOptimizer(l.backend, l.hyper)
+	exec, err := mlctx.NewExec(l.backend, l.ctx, func(ctx *mlctx.Context, x, labels, lr *Node) []*Node {
 		mctx := ctx.In(ModelScope)
 		logits := l.net.logits(mctx, l.linear, x, l.head, l.classes)
 		loss := crossEntropy(logits, labels)
-		// The variables BuildTrainableVariablesGradientsGraph differentiates, in its order.
-		var names []string
-		ctx.EnumerateVariables(func(v *mlctx.Variable) {
-			if v.Trainable && v.InUseByGraph(x.Graph()) {
-				names = append(names, v.ScopeAndName())
-			}
-		})
-		grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
-		if len(grads) != len(names) {
-			panic(fmt.Sprintf("train: %d gradients for %d trainable variables", len(grads), len(names)))
-		}
-		grads = clipGlobalNorm(grads, names, l.hyper.Clip)
-		optimizers.LearningRateVar(ctx, loss.DType(), l.hyper.LearningRate).SetValueGraph(ConvertDType(lr, loss.DType()))
-		opt.UpdateGraphWithGradients(ctx, grads, loss.DType())
-		return ConvertDType(loss, dtypes.Float64), ConvertDType(correctCount(logits, labels), dtypes.Float64)
+		correct := correctCount(logits, labels)
+		return append([]*Node{ConvertDType(loss, dtypes.Float64), ConvertDType(correct, dtypes.Float64)},
+			opt.UpdateGraph(ctx, loss, lr)...)
 	})
+	return exec, opt, err
 }
 
 // logits evaluates head on every example of data: N×classes, row-major.
@@ -309,7 +269,7 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 	}
 	total := spe * l.hyper.Epochs
 	warm := WarmupSteps(l.hyper.Warmup, total)
-	step, err := l.trainStep()
+	step, opt, err := l.trainStep()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -352,7 +312,11 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 			}
 			x, y := l.train.batch(order, l.hyper.BatchSize)
 			lr = LearningRate(l.hyper.LearningRate, st.Step, total, warm)
-			out, err := step.Exec(x, y, tensors.FromScalar(float32(lr)))
+			stepLR, lrT := stepLearningRate(lr)
+			out, err := step.Exec(x, y, lrT)
+			if err == nil {
+				err = opt.Apply(out[2:], stepLR)
+			}
 			if err != nil {
 				return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
 			}

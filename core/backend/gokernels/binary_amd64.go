@@ -80,3 +80,17 @@ func sqrtVec(out, in []float32) int {
 	sqrtAVX2(&out[0], &in[0], n)
 	return n
 }
+
+//go:noescape
+func signAVX2(out, in *float32, n int)
+
+// signVec computes out = sign(in) (−1, 0 or 1; 0 for NaN, like simplego)
+// without branches over the leading multiple of 8 elements.
+func signVec(out, in []float32) int {
+	n := len(in) &^ 7
+	if !useAsm || n == 0 {
+		return 0
+	}
+	signAVX2(&out[0], &in[0], n)
+	return n
+}

@@ -529,3 +529,36 @@ sqrtLoop:
 sqrtDone:
 	VZEROUPPER
 	RET
+
+// func signAVX2(out, in *float32, n int)
+//
+// out[i] = sign(in[i]) ∈ {−1, 0, 1} for i < n (n a multiple of 8): 1 where
+// in > 0, −1 where in < 0, 0 for ±0 and NaN (both comparisons false).
+TEXT ·signAVX2(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   signDone
+	VXORPS Y3, Y3, Y3           // 0
+	MOVL $0x3f800000, AX        // 1.0
+	MOVD AX, X4
+	VBROADCASTSS X4, Y4
+	MOVL $0xbf800000, AX        // −1.0
+	MOVD AX, X5
+	VBROADCASTSS X5, Y5
+signLoop:
+	VMOVUPS (SI), Y0
+	VCMPPS  $0x0e, Y3, Y0, Y1   // in > 0
+	VCMPPS  $0x01, Y3, Y0, Y2   // in < 0
+	VANDPS  Y4, Y1, Y1
+	VANDPS  Y5, Y2, Y2
+	VORPS   Y2, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  signLoop
+signDone:
+	VZEROUPPER
+	RET

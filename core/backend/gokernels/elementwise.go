@@ -371,7 +371,8 @@ func absChunk(out, in []float32) {
 }
 
 func signChunk(out, in []float32) {
-	for i, x := range in {
+	for i := signVec(out, in); i < len(in); i++ {
+		x := in[i]
 		switch {
 		case x < 0:
 			out[i] = -1

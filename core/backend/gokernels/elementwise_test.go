@@ -157,4 +157,7 @@ func TestUnaryOpsMatchStock(t *testing.T) {
 	compareWithStock(t, "Sqrt", 0, func(xs []*Node) *Node { return Sqrt(Abs(xs[0])) }, x)
 	compareWithStock(t, "Rsqrt", 0, func(xs []*Node) *Node { return Rsqrt(AddScalar(Abs(xs[0]), 0.01)) }, x)
 	compareWithStock(t, "Sign", 0, func(xs []*Node) *Node { return Sign(xs[0]) }, x)
+	// Zeros (the ReLU gradient's case) and a length that is no multiple of 8.
+	compareWithStock(t, "Sign of ReLU", 0, func(xs []*Node) *Node { return Sign(MaxScalar(xs[0], 0)) }, x)
+	compareWithStock(t, "Sign ragged", 0, func(xs []*Node) *Node { return Sign(MinScalar(xs[0], 0)) }, randTensor(rng, []int{7, 13}))
 }

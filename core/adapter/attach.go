@@ -266,7 +266,7 @@ func initLayer(goctx context.Context, st *LayerState, keepSVD bool) (wres lowran
 				return wres, nil, err
 			}
 			f, err = lowrank.RandomizedSVD(w0, s+c.Rank, lowrank.RandomizedOptions{
-				NIter: c.NIter, Oversample: c.Oversample, Seed: lc.Seed})
+				Algorithm: c.Randomized, NIter: c.NIter, Oversample: c.Oversample, Seed: lc.Seed})
 			if err != nil {
 				return wres, nil, fmt.Errorf("adapter: layer %q: %w", st.Name, err)
 			}

@@ -28,8 +28,8 @@ const (
 var Methods = []string{MethodLoRA, MethodPiSSA, MethodMiLoRA, MethodMid, MethodWindow,
 	MethodOLoRA, MethodDoRA, MethodFull, MethodHead}
 
-// Config says how to adapt one layer. Rank, Alpha, RSLoRA, SVD, NIter,
-// Oversample and Seed apply to the adapter methods (everything but full and
+// Config says how to adapt one layer. Rank, Alpha, RSLoRA, SVD, Randomized,
+// NIter, Oversample and Seed apply to the adapter methods (everything but full and
 // head); Window to MethodWindow.
 type Config struct {
 	Method     string             // see Methods
@@ -38,7 +38,8 @@ type Config struct {
 	RSLoRA     bool               // scale = α/√r instead of α/r
 	Window     lowrank.WindowSpec // where the window starts (MethodWindow)
 	SVD        string             // full (default) | randomized
-	NIter      int                // randomized SVD: power iterations (0: lowrank's default)
+	Randomized string             // randomized SVD algorithm: krylov (default) | subspace
+	NIter      int                // randomized SVD: Krylov steps or power iterations (0: lowrank's default)
 	Oversample int                // randomized SVD: extra columns (0: lowrank's default)
 	Seed       uint64             // seeds LoRA's A and the randomized SVD (mixed with the layer name)
 
@@ -98,7 +99,7 @@ func (c Config) LowRank(layer string) lowrank.Config {
 	}
 	return lowrank.Config{
 		Method: method, Rank: c.Rank, Alpha: c.Alpha, RSLoRA: c.RSLoRA, Window: c.WindowSpec(),
-		SVD: c.SVD, NIter: c.NIter, Oversample: c.Oversample, Seed: layerSeed(c.Seed, layer),
+		SVD: c.SVD, Randomized: c.Randomized, NIter: c.NIter, Oversample: c.Oversample, Seed: layerSeed(c.Seed, layer),
 	}
 }
 

@@ -51,6 +51,7 @@ func BenchmarkInit(b *testing.B) {
 		{"mid-thin", lowrank.Config{Method: lowrank.MethodMid, Rank: 16, SVD: lowrank.SVDThin}},
 		{"mid-window", lowrank.Config{Method: lowrank.MethodMid, Rank: 16, SVD: lowrank.SVDWindowOnly}},
 		{"pissa-randomized", lowrank.Config{Method: lowrank.MethodPiSSA, Rank: 16, SVD: lowrank.SVDRandomized}},
+		{"pissa-randomized-subspace", lowrank.Config{Method: lowrank.MethodPiSSA, Rank: 16, SVD: lowrank.SVDRandomized, Randomized: lowrank.RandomizedSubspace}},
 		{"lora", lowrank.Config{Method: lowrank.MethodLoRA, Rank: 16}},
 		{"olora", lowrank.Config{Method: lowrank.MethodOLoRA, Rank: 16}},
 	}

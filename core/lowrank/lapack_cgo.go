@@ -291,23 +291,7 @@ func lapackMul[T Float](transA, transB bool, a, b Matrix[T]) Matrix[T] {
 		panic(fmt.Sprintf("lowrank: internal: gemm inner dimensions %d and %d differ", ka, kb))
 	}
 	c := NewMatrix[T](m, n)
-	if m == 0 || n == 0 {
-		return c
-	}
-	ta, tb := C.int(111), C.int(111)
-	if transA {
-		ta = 112
-	}
-	if transB {
-		tb = 112
-	}
-	if isFloat32[T]() {
-		C.cblas_sgemm(101, ta, tb, C.int(m), C.int(n), C.int(ka), 1, ptr32(a.Data), C.int(max(a.Cols, 1)),
-			ptr32(b.Data), C.int(max(b.Cols, 1)), 0, ptr32(c.Data), C.int(n))
-	} else {
-		C.cblas_dgemm(101, ta, tb, C.int(m), C.int(n), C.int(ka), 1, ptr64(a.Data), C.int(max(a.Cols, 1)),
-			ptr64(b.Data), C.int(max(b.Cols, 1)), 0, ptr64(c.Data), C.int(n))
-	}
+	gemmAt(transA, transB, m, n, ka, 1, a.Data, max(a.Cols, 1), b.Data, max(b.Cols, 1), 0, c.Data, max(n, 1))
 	return c
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/prism-lora/prism/core/backend"
 	"github.com/prism-lora/prism/core/models"
 	"github.com/prism-lora/prism/core/train"
+	"github.com/prism-lora/prism/core/train/adamw"
 )
 
 // stepResult is one line of `gpu-check step` (and of gpu-check-torch.py).
@@ -158,7 +159,7 @@ func timeStep(c stepConfig) ([]stepResult, error) {
 				trainable += v.Shape().Size()
 			}
 		})
-		grads := clipGlobalNorm(ctx.BuildTrainableVariablesGradientsGraph(loss), names, 1)
+		grads := adamw.ClipGlobalNorm(ctx.BuildTrainableVariablesGradientsGraph(loss), names, 1)
 		opt.UpdateGraphWithGradients(ctx, grads, loss.DType())
 		return loss
 	})
@@ -281,33 +282,4 @@ func initialisedViT(net train.Network, initSpec string) (*mlctx.Context, error) 
 		return nil, err
 	}
 	return ctx, nil
-}
-
-// clipGlobalNorm scales grads by min(1, clip/(‖g‖₂+1e-6)), the norm over
-// all of them summed in the order of names (core/train's clipping).
-func clipGlobalNorm(grads []*Node, names []string, clip float64) []*Node {
-	if len(grads) == 0 {
-		return grads
-	}
-	order := make([]int, len(grads))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return names[order[a]] < names[order[b]] })
-	var sum *Node
-	for _, i := range order {
-		s := ReduceAllSum(Square(grads[i]))
-		if sum == nil {
-			sum = s
-		} else {
-			sum = Add(sum, s)
-		}
-	}
-	norm := Sqrt(sum)
-	factor := Min(OnesLike(norm), Div(Scalar(norm.Graph(), norm.DType(), clip), AddScalar(norm, 1e-6)))
-	out := make([]*Node, len(grads))
-	for i, g := range grads {
-		out[i] = Mul(g, ConvertDType(factor, g.DType()))
-	}
-	return out
 }

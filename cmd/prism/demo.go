@@ -25,6 +25,7 @@ import (
 	"github.com/prism-lora/prism/core/figure"
 	"github.com/prism-lora/prism/core/lowrank"
 	"github.com/prism-lora/prism/core/safetensors"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 func init() { addCommand(newDemoCmd) }
@@ -170,7 +171,7 @@ func runDemo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	report := demoMarkdown(cfg, o, results)
-	if err := writeFileAtomic(filepath.Join(o.Out, "results.md"), []byte(report)); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.Out, "results.md"), []byte(report)); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(o.Stdout, 0, 0, 2, ' ', 0)

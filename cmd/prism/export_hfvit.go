@@ -17,6 +17,7 @@ import (
 	"github.com/prism-lora/prism/core/models/hfvit"
 	"github.com/prism-lora/prism/core/safetensors"
 	"github.com/prism-lora/prism/datasets/catalog"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // exportHFViTOptions are the inputs of `prism export hf-vit`.
@@ -92,7 +93,7 @@ func runExportHFViT(o exportHFViTOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(o.Out, hfvit.PreprocessorFile), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.Out, hfvit.PreprocessorFile), append(data, '\n')); err != nil {
 		return err
 	}
 	v := m.ViT

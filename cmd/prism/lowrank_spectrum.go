@@ -18,6 +18,7 @@ import (
 
 	"github.com/prism-lora/prism/core/lowrank"
 	"github.com/prism-lora/prism/core/safetensors"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // lowrankSpectrumOptions are the inputs of `prism lowrank spectrum`.
@@ -234,7 +235,7 @@ func runLowrankSpectrum(ctx context.Context, o lowrankSpectrumOptions) error {
 		}
 	}
 	if o.CSV != "" {
-		if err := writeFileAtomic(o.CSV, spectrumCSV(summaries)); err != nil {
+		if err := atomicfile.Write(o.CSV, spectrumCSV(summaries)); err != nil {
 			return fmt.Errorf("--csv %s: %w", o.CSV, err)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prism-lora/prism/core/experiment/store"
 	"github.com/prism-lora/prism/core/figure"
 	"github.com/prism-lora/prism/experiments"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 func init() { addReproduceCommand(newReproduceFig1Cmd) }
@@ -141,7 +142,7 @@ func runReproduction(ctx context.Context, o reproduceOptions, r reproduction) (*
 	}
 	res.elapsed = time.Since(began)
 	report := r.report(res)
-	if err := writeFileAtomic(filepath.Join(spec.Output, "results.md"), []byte(report)); err != nil {
+	if err := atomicfile.Write(filepath.Join(spec.Output, "results.md"), []byte(report)); err != nil {
 		return nil, err
 	}
 	res.db = db

@@ -2,12 +2,13 @@ package experiment
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // Cache shares expensive resources between the runs of one process — above
@@ -129,7 +130,7 @@ func BuildFileOnce(ctx context.Context, path string, build func(ctx context.Cont
 		os.Remove(tmp)
 		return fmt.Errorf("experiment: cache %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // flockContext takes an exclusive flock, giving up when ctx is done.
@@ -158,16 +159,4 @@ func syncFile(path string) error {
 		err = cerr
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }

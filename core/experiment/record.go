@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // Status is a run's state in the results store.
@@ -89,34 +90,11 @@ func ReadRecordFile(path string) (RunRecord, error) {
 	return rec, nil
 }
 
-// WriteFileAtomic writes data to path through a synced temporary file that is
-// renamed into place; the directory is synced too.
+// WriteFileAtomic writes data to path atomically: a synced temporary file
+// renamed into place, the directory synced (internal/atomicfile).
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("experiment: writing %s: %w", path, err)
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("experiment: writing %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("experiment: syncing %s: %w", dir, err)
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("experiment: %w", err)
 	}
 	return nil
 }

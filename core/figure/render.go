@@ -3,9 +3,8 @@ package figure
 import (
 	"fmt"
 	"image/color"
-	"os"
-	"path/filepath"
 
+	"github.com/prism-lora/prism/internal/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
@@ -75,30 +74,10 @@ func (f *Figure) check() error {
 	return nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory that is synced and renamed into place.
+// WriteFileAtomic writes data to path atomically (internal/atomicfile).
 func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("figure: writing %s: %w", path, err)
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("figure: %w", err)
 	}
 	return nil
 }

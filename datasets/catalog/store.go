@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/prism-lora/prism/datasets"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // Store is a data cache folder plus the system paths of Debian packages.
@@ -283,18 +284,5 @@ func (s *Store) saveVerified(m map[string]verification) {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".verified-*.json")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	_ = os.Chmod(tmp.Name(), 0o644)
-	if werr != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, verifiedFile)); err != nil {
-		os.Remove(tmp.Name())
-	}
+	_ = atomicfile.Write(filepath.Join(s.Dir, verifiedFile), b) // a cache: failing to write it only costs a re-hash
 }

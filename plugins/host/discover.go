@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prism-lora/prism/internal/atomicfile"
 	"github.com/prism-lora/prism/plugins/protocol"
 )
 
@@ -111,20 +112,7 @@ func WriteManifest(dir string, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ManifestName+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, ManifestName))
+	return atomicfile.Write(filepath.Join(dir, ManifestName), append(data, '\n'))
 }
 
 // FileSHA256 is the lower-case hex SHA-256 of a file's contents.

@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/prism-lora/prism/core/lowrank"
+	"github.com/prism-lora/prism/internal/atomicfile"
 )
 
 // File names inside a run directory.
@@ -206,7 +207,7 @@ func WriteManifest(dir string, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(data, '\n'))
+	return atomicfile.Write(filepath.Join(dir, ManifestFile), append(data, '\n'))
 }
 
 // path resolves a file of the run: the override when set, else name.
@@ -249,32 +250,4 @@ func (m Manifest) window(l Layer, rows, cols int) (Window, bool, error) {
 		return Window{}, false, err
 	}
 	return Window{Start: s, Rank: m.Rank}, true, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file in the
-// same directory renamed into place, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(name, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

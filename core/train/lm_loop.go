@@ -20,7 +20,6 @@ import (
 	"github.com/prism-lora/prism/core/analysis"
 	"github.com/prism-lora/prism/core/models"
 	"github.com/prism-lora/prism/core/train/adamw"
-	"github.com/prism-lora/prism/datasets/dense"
 )
 
 // TextEvalPoint is one point of a language model's training curves, taken
@@ -96,8 +95,6 @@ type lmState struct {
 	Curves      []TextEvalPoint `json:"curves"`
 	Seconds     float64         `json:"seconds"`
 }
-
-func (l *lmLoop) stepsPerEpoch() int { return l.train.Len() / l.hyper.BatchSize }
 
 // lmLogits is the model's logits: tokens [B, T] → [B, T, V].
 func (l *lmLoop) lmLogits(ctx *mlctx.Context, x *Node) *Node {
@@ -216,22 +213,14 @@ func (l *lmLoop) score(e textEvalSpec) (TextScore, error) {
 // run trains from scratch or from the checkpoint and returns the curves and
 // the training wall time (all sessions).
 func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, error) {
-	if err := l.hyper.Validate(); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", l.phase, err)
+	steps, err := newStepper(l.phase, l.hyper, l.train.Len(), "training windows", l.trainStep)
+	if err != nil {
+		return nil, 0, err
 	}
-	spe := l.stepsPerEpoch()
-	if spe < 1 {
-		return nil, 0, fmt.Errorf("%s: %d training windows make no batch of %d", l.phase, l.train.Len(), l.hyper.BatchSize)
-	}
-	total := spe * l.hyper.Epochs
+	spe, total := steps.stepsPerEpoch, steps.total
 	evalEvery := l.evalEvery
 	if evalEvery <= 0 {
 		evalEvery = spe
-	}
-	warm := WarmupSteps(l.hyper.Warmup, total)
-	step, opt, err := l.trainStep()
-	if err != nil {
-		return nil, 0, err
 	}
 	st := lmState{Fingerprint: l.fingerprint}
 	if l.checkpoint != "" {
@@ -255,40 +244,20 @@ func (l *lmLoop) run(goctx context.Context) ([]TextEvalPoint, time.Duration, err
 	}
 	tokensPerStep := float64(l.hyper.BatchSize * l.train.seqLen)
 	sessionStart, sessionSteps := time.Now(), 0
-	var perm []int32
-	permEpoch := -1
-	order := make([]int, l.hyper.BatchSize)
 	lr := 0.0
 	for st.Step < total {
 		if err := goctx.Err(); err != nil {
-			if serr := save(); serr != nil {
-				return nil, 0, errors.Join(err, serr)
-			}
+			return nil, 0, errors.Join(err, save())
+		}
+		epoch := st.Step / spe
+		x, y := l.train.batch(steps.batchOrder(st.Step), l.hyper.BatchSize)
+		loss, correct, stepLR, err := steps.take(st.Step, x, y)
+		if err != nil {
 			return nil, 0, err
 		}
-		epoch, i := st.Step/spe, st.Step%spe
-		if epoch != permEpoch {
-			perm, permEpoch = dense.Permutation(l.train.Len(), epochSeed(l.hyper.Seed, epoch)), epoch
-		}
-		for j := range order {
-			order[j] = int(perm[i*l.hyper.BatchSize+j])
-		}
-		x, y := l.train.batch(order, l.hyper.BatchSize)
-		lr = LearningRate(l.hyper.LearningRate, st.Step, total, warm)
-		stepLR, lrT := stepLearningRate(lr)
-		out, err := step.Exec(x, y, lrT)
-		if err == nil {
-			err = opt.Apply(out[2:], stepLR)
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
-		}
-		loss := out[0].Value().(float64)
-		if !finite(loss) {
-			return nil, 0, fmt.Errorf("%s: step %d: loss is %v (learning rate %.3g too high?)", l.phase, st.Step+1, loss, lr)
-		}
+		lr = stepLR
 		st.SumLoss += loss
-		st.SumCorrect += out[1].Value().(float64)
+		st.SumCorrect += correct
 		st.SumSteps++
 		st.Step++
 		sessionSteps++

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prism-lora/prism/core/adapter"
 	"github.com/prism-lora/prism/core/train/adamw"
-	"github.com/prism-lora/prism/datasets/dense"
 )
 
 // Hyper are the optimisation settings of one training loop: AdamW
@@ -257,22 +256,14 @@ func accuracy(logits []float32, classes int, data examples) float64 {
 // run trains from scratch or from the checkpoint, returning the curves and
 // the training wall time (all sessions).
 func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
-	if err := l.hyper.Validate(); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", l.phase, err)
-	}
-	spe := l.stepsPerEpoch()
-	if spe < 1 {
-		return nil, 0, fmt.Errorf("%s: %d training examples make no batch of %d", l.phase, l.train.Len(), l.hyper.BatchSize)
+	steps, err := newStepper(l.phase, l.hyper, l.train.Len(), "training examples", l.trainStep)
+	if err != nil {
+		return nil, 0, err
 	}
 	if l.evaluators == nil {
 		l.evaluators = map[string]*mlctx.Exec{}
 	}
-	total := spe * l.hyper.Epochs
-	warm := WarmupSteps(l.hyper.Warmup, total)
-	step, opt, err := l.trainStep()
-	if err != nil {
-		return nil, 0, err
-	}
+	spe, total := steps.stepsPerEpoch, steps.total
 	// Restore a checkpoint before the step graph is built: the optimizer
 	// then finds its state variables already set.
 	st := loopState{Fingerprint: l.fingerprint}
@@ -298,33 +289,16 @@ func (l *loop) run(goctx context.Context) ([]EpochStats, time.Duration, error) {
 	sessionStart, sessionSteps := time.Now(), 0
 	lr := 0.0
 	for st.Epoch < l.hyper.Epochs {
-		perm := dense.Permutation(l.train.Len(), epochSeed(l.hyper.Seed, st.Epoch))
-		order := make([]int, l.hyper.BatchSize)
 		for i := st.Step - st.Epoch*spe; i < spe; i++ {
 			if err := goctx.Err(); err != nil {
-				if serr := save(); serr != nil {
-					return nil, 0, errors.Join(err, serr)
-				}
+				return nil, 0, errors.Join(err, save())
+			}
+			x, y := l.train.batch(steps.batchOrder(st.Step), l.hyper.BatchSize)
+			loss, correct, stepLR, err := steps.take(st.Step, x, y)
+			if err != nil {
 				return nil, 0, err
 			}
-			for j := range order {
-				order[j] = int(perm[i*l.hyper.BatchSize+j])
-			}
-			x, y := l.train.batch(order, l.hyper.BatchSize)
-			lr = LearningRate(l.hyper.LearningRate, st.Step, total, warm)
-			stepLR, lrT := stepLearningRate(lr)
-			out, err := step.Exec(x, y, lrT)
-			if err == nil {
-				err = opt.Apply(out[2:], stepLR)
-			}
-			if err != nil {
-				return nil, 0, fmt.Errorf("%s: step %d: %w", l.phase, st.Step+1, err)
-			}
-			loss := out[0].Value().(float64)
-			if !finite(loss) {
-				return nil, 0, fmt.Errorf("%s: step %d: loss is %v (learning rate %.3g too high?)", l.phase, st.Step+1, loss, lr)
-			}
-			correct := out[1].Value().(float64)
+			lr = stepLR
 			st.EpochLoss += loss
 			st.EpochCorrect += correct
 			st.EpochSeen += l.hyper.BatchSize

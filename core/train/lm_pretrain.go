@@ -107,15 +107,10 @@ func PretrainText(goctx context.Context, cfg TextPretrainConfig, o Options) (*Te
 	if err != nil {
 		return nil, err
 	}
-	cache, err := o.cacheDir()
+	dir, err := o.pretrainedEntry(key)
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(cache, "pretrained")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("pretrain cache: %w", err)
-	}
-	dir := filepath.Join(root, key)
 	rep := newReporter(o.Callbacks, o.Quiet)
 	if p, err := readTextPretrained(dir); err == nil {
 		rep.logf("pretrained language model on %s: cached (%s, test %.4f bpc)", cfg.Task, dir, p.Test.BPC)
@@ -175,7 +170,7 @@ func PretrainText(goctx context.Context, cfg TextPretrainConfig, o Options) (*Te
 	}
 	p := &TextPretrained{Key: key, Task: cfg.Task, Checksum: checksum, Model: cfg.Model, Test: test, Curves: curves,
 		Seconds: took.Seconds(), Config: hashed}
-	if err := writeCacheEntry(root, dir, ctx, key, p); err != nil {
+	if err := writeCacheEntry(filepath.Dir(dir), dir, ctx, key, p); err != nil {
 		return nil, err
 	}
 	os.RemoveAll(partial)

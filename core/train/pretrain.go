@@ -248,15 +248,10 @@ func Pretrain(goctx context.Context, cfg PretrainConfig, o Options) (*Pretrained
 	if err != nil {
 		return nil, err
 	}
-	cache, err := o.cacheDir()
+	dir, err := o.pretrainedEntry(key)
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(cache, "pretrained")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("pretrain cache: %w", err)
-	}
-	dir := filepath.Join(root, key)
 	rep := newReporter(o.Callbacks, o.Quiet)
 	if p, err := readPretrained(dir, cfg.Network); err == nil {
 		rep.logf("pretrained %s on %s: cached (%s, test acc %.2f%%)", cfg.Network.Kind, cfg.Task, dir, p.TestAccuracy)
@@ -314,7 +309,7 @@ func Pretrain(goctx context.Context, cfg PretrainConfig, o Options) (*Pretrained
 		Key: key, Task: cfg.Task, Classes: spec.NumClasses(), Checksum: checksum,
 		TestAccuracy: curves[len(curves)-1].Eval["test_acc"], Curves: curves, Seconds: took.Seconds(), Config: hashed,
 	}
-	if err := writePretrained(root, dir, ctx, p); err != nil {
+	if err := writePretrained(filepath.Dir(dir), dir, ctx, p); err != nil {
 		return nil, err
 	}
 	os.RemoveAll(partial)
@@ -381,4 +376,19 @@ func writeFileSync(path string, data []byte) error {
 		err = cerr
 	}
 	return err
+}
+
+// pretrainedEntry is the cache directory of the pretrained model with key,
+// CacheDir/pretrained/KEY (the classifiers' and the language models' alike);
+// it creates CacheDir/pretrained.
+func (o Options) pretrainedEntry(key string) (string, error) {
+	cache, err := o.cacheDir()
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(cache, "pretrained")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("pretrain cache: %w", err)
+	}
+	return filepath.Join(root, key), nil
 }

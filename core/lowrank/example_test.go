@@ -99,3 +99,31 @@ func ExampleToLoRA() {
 	// A2 2×4, B2 5×2, alpha for rank 2: 4
 	// max |(W + scale·B2·A2) − (Base + scale·B′·A′)| < 1e-14: true
 }
+
+// The top 4 singular values of a 300×200 matrix with a slowly decaying
+// spectrum σ_i = (1+i)^−0.5, from the default randomized SVD (block Krylov:
+// 5 steps, 11 products with W) and from subspace iteration with as many
+// products, against the exact values.
+func ExampleRandomizedSVD() {
+	w, err := lowranktest.WithSpectrum[float64](300, 200, lowranktest.PowerLawSpectrum(200, 1, 0.5), 7)
+	if err != nil {
+		panic(err)
+	}
+	krylov, err := lowrank.RandomizedSVD(w, 4, lowrank.RandomizedOptions{Seed: 1})
+	if err != nil {
+		panic(err)
+	}
+	subspace, err := lowrank.RandomizedSVD(w, 4, lowrank.RandomizedOptions{
+		Algorithm: lowrank.RandomizedSubspace, NIter: 4, Oversample: -1, Seed: 1})
+	if err != nil {
+		panic(err)
+	}
+	for i := range 4 {
+		fmt.Printf("σ_%d exact %.5f  krylov %.5f  subspace %.5f\n", i, lowranktest.PowerLawSpectrum(200, 1, 0.5)[i], krylov.S[i], subspace.S[i])
+	}
+	// Output:
+	// σ_0 exact 1.00000  krylov 1.00000  subspace 1.00000
+	// σ_1 exact 0.70711  krylov 0.70711  subspace 0.70710
+	// σ_2 exact 0.57735  krylov 0.57735  subspace 0.57427
+	// σ_3 exact 0.50000  krylov 0.50000  subspace 0.41927
+}

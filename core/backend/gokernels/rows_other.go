@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package gokernels
+
+import "github.com/gomlx/gomlx/backends"
+
+type rowLoop func(out, vec, sc *float32, rows, length int, mask *int32)
+
+func rowLoopFor(backends.OpType, bool) rowLoop { return nil }
+
+func rowMask(int) *int32 { return nil }

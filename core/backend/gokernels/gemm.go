@@ -44,8 +44,8 @@ const minParallelWork = 1 << 17
 // Gemm computes p.C = A·Bᵀ for every batch element (C is overwritten).
 // It uses up to GOMAXPROCS goroutines of its own.
 func Gemm(p Problem) {
-	clear(p.C[:p.Batch*p.M*p.N])
 	if p.M == 0 || p.N == 0 || p.K == 0 {
+		clear(p.C[:p.Batch*p.M*p.N])
 		return
 	}
 	work := p.Batch * p.M * p.N * p.K
@@ -53,6 +53,11 @@ func Gemm(p Problem) {
 	if work < minParallelWork {
 		workers = 1
 	}
+	if useSmallGemm(p, workers) {
+		smallGemm(p, workers)
+		return
+	}
+	clear(p.C[:p.Batch*p.M*p.N])
 	if p.Batch >= workers || workers == 1 {
 		// Split the batch: each goroutine owns whole matrices.
 		parallelFor(min(workers, p.Batch), p.Batch, func(lo, hi int) {

@@ -14,7 +14,11 @@
 // It also gives Slice (unit strides) a gradient that needs no Pad, an op the
 // pure-Go backend lacks: ∂L/∂x is v with zero blocks concatenated before and
 // after it along each sliced axis. And it defines the VJP of Rsqrt, which
-// GoMLX v0.25.0 lacks (LayerNorm needs it).
+// GoMLX v0.25.0 lacks (LayerNorm needs it). The VJPs of Mul and Div keep
+// broadcast operands (a scalar, a per-row [..., 1] statistic, a [1, 1, d]
+// gain) un-broadcast: the stock ones materialise them at the output's shape
+// first (one full-size BroadcastInDim each), where the backend's implicit
+// broadcasting computes the same products without the copy.
 //
 // Importing the package installs these VJPs in graph.VJPRegistration; the
 // stock ones stay available in Stock (tests compare the two).
@@ -43,6 +47,8 @@ var Fast = map[NodeType]VJP{
 	NodeTypeDotGeneral: singleOutput(dotGeneralVJP),
 	NodeTypeSlice:      singleOutput(sliceVJP),
 	NodeTypeRsqrt:      singleOutput(rsqrtVJP),
+	NodeTypeMul:        singleOutput(mulVJP),
+	NodeTypeDiv:        singleOutput(divVJP),
 }
 
 func init() {
@@ -407,4 +413,41 @@ func splitPartVJP(node, v *Node) (*Node, bool) {
 		}
 	}
 	return Concatenate(grads, axis), true
+}
+
+// reduceToShape sums v (the shape of a binary op's output) over the axes on
+// which operand x was broadcast, returning x's shape: v itself when x has
+// the output's shape, the total for a scalar x.
+func reduceToShape(v, x *Node) *Node {
+	switch {
+	case x.Shape().Equal(v.Shape()):
+		return v
+	case x.IsScalar():
+		return ReduceAllSum(v)
+	}
+	var axes []int
+	for axis, d := range x.Shape().Dimensions {
+		if d == 1 && v.Shape().Dimensions[axis] > 1 {
+			axes = append(axes, axis)
+		}
+	}
+	if len(axes) == 0 {
+		return v
+	}
+	return Reshape(ReduceSum(v, axes...), x.Shape().Dimensions...)
+}
+
+// mulVJP: y = a⊙b (a, b broadcast to y's shape), ∂L/∂a = Σ_broadcast v⊙b,
+// ∂L/∂b = Σ_broadcast v⊙a, the products broadcasting implicitly.
+func mulVJP(node, v *Node) []*Node {
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	return []*Node{reduceToShape(Mul(v, b), a), reduceToShape(Mul(v, a), b)}
+}
+
+// divVJP: y = a/b, ∂L/∂a = Σ_broadcast v/b, ∂L/∂b = −Σ_broadcast v⊙(a/(b⊙b))
+// (GoMLX's arithmetic, the operations broadcasting implicitly; b⊙b at b's
+// own shape).
+func divVJP(node, v *Node) []*Node {
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	return []*Node{reduceToShape(Div(v, b), a), reduceToShape(Neg(Mul(v, Div(a, Mul(b, b)))), b)}
 }

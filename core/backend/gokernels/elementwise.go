@@ -601,6 +601,10 @@ func reduceExecutor(op backends.OpType) executor {
 				unit *= d
 			}
 			n.walkRows(unit, func(off []int, rows int, step []int, length int) {
+				if op == backends.OpTypeReduceSum && so == 0 && step[1] == 1 && step[0] == length &&
+					rowSums(c[off[1]:off[1]+rows], in[off[0]:off[0]+rows*length], length) {
+					return // LayerNorm's row means: contiguous rows into consecutive outputs
+				}
 				if so == 0 && length < rowLoopMax {
 					reduceShortRows(op, c, in, off[1], off[0], rows, step[1], step[0], length)
 					return
@@ -627,18 +631,30 @@ func reduceExecutor(op backends.OpType) executor {
 					}
 					sub := nest{dims: append([]int{a1 - a0}, n.dims[1:]...), strides: n.strides}
 					src := in[a0*n.strides[0][0]:]
+					if op == backends.OpTypeReduceSum && n.isColumnSum() && colSums(dst, src, a1-a0, n.dims[1]) {
+						continue
+					}
 					sub.walk(0, func(off []int, length int) { reduceRun(op, dst[off[1]:], src[off[0]:off[0]+length], so) })
 				}
 			})
 			for _, p := range partial[1:] {
 				reduceRun(op, c, p, 1)
 			}
-		} else {
+		} else if !(op == backends.OpTypeReduceSum && n.isColumnSum() && colSums(c, in, n.dims[0], n.dims[1])) {
 			n.walk(0, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
 		}
 		fastCalls.Add(1)
 		return out, nil
 	}
+}
+
+// isColumnSum reports whether the reduce nest n (operand strides, output
+// strides) sums the rows of a contiguous [rows, cols] operand into a
+// contiguous [cols] output: the bias gradients' reduction of every axis but
+// the last.
+func (n nest) isColumnSum() bool {
+	return len(n.dims) == 2 && n.strides[0][0] == n.dims[1] && n.strides[0][1] == 1 &&
+		n.strides[1][0] == 0 && n.strides[1][1] == 1
 }
 
 // reduceShortRows folds rows short runs, each into one output value: run r

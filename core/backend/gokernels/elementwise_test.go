@@ -163,6 +163,18 @@ func TestTransposeBroadcastReduceMatchStock(t *testing.T) {
 	compareWithStock(t, "ReduceSum big first", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 0) }, big)
 	compareWithStock(t, "ReduceMax big first", 0, func(xs []*Node) *Node { return ReduceMax(xs[0], 0, 2) }, big)
 	compareWithStock(t, "ReduceSum bias gradient", 1e-4, func(xs []*Node) *Node { return ReduceSum(xs[0], 0, 1) }, randTensor(rng, []int{128, 17, 64}))
+	// Row sums of rows that are multiples of 8 (LayerNorm's means) and column
+	// sums (bias gradients), small and split across goroutines.
+	for _, dims := range [][]int{{128, 17, 64}, {5, 3, 16}, {7, 40}} {
+		x := randTensor(rng, dims)
+		last := len(dims) - 1
+		lead := make([]int, last)
+		for i := range lead {
+			lead[i] = i
+		}
+		compareWithStock(t, fmt.Sprintf("ReduceSum rows %v", dims), 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], last) }, x)
+		compareWithStock(t, fmt.Sprintf("ReduceSum columns %v", dims), 1e-4, func(xs []*Node) *Node { return ReduceSum(xs[0], lead...) }, x)
+	}
 	compareWithStock(t, "ReduceMax big last", 0, func(xs []*Node) *Node { return ReduceMax(xs[0], 3) }, big)
 	compareWithStock(t, "ReduceMin big last", 0, func(xs []*Node) *Node { return ReduceMin(xs[0], 3) }, big)
 	rows := randTensor(rng, []int{128, 4, 17, 1})

@@ -104,3 +104,22 @@ func BenchmarkHeadTranspose(b *testing.B) {
 		return Add(x, y)
 	}, []int{3, 128, 4, 17, 16}, []int{1, 1, 1, 1, 1})
 }
+
+// LayerNorm's row means and the bias gradients' column sums of [128,17,64].
+func BenchmarkRowSum64(b *testing.B) {
+	benchGraph(b, func(x, y *Node) *Node {
+		for range 10 {
+			y = Add(y, ReduceAndKeep(x, ReduceSum, -1))
+		}
+		return y
+	}, []int{128, 17, 64}, []int{128, 17, 1})
+}
+
+func BenchmarkColumnSum64(b *testing.B) {
+	benchGraph(b, func(x, y *Node) *Node {
+		for range 10 {
+			y = Add(y, ReduceSum(x, 0, 1))
+		}
+		return y
+	}, []int{128, 17, 64}, []int{64})
+}

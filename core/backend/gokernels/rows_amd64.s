@@ -270,3 +270,130 @@ rowRDivAVX2Next:
 rowRDivAVX2Done:
 	VZEROUPPER
 	RET
+
+// func rowSumsAVX2(dst, src *float32, rows, length int)
+//
+// dst[r] += Σ src[r·length : (r+1)·length] for r < rows, length a multiple
+// of 8, each row summed exactly as sumAVX2 sums it (four 8-lane partial
+// sums over 32-element blocks, then the remaining 8-element blocks into the
+// first, then combined).
+TEXT ·rowSumsAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), R8
+	MOVQ length+24(FP), R9
+	MOVQ R9, R10
+	SHRQ $5, R10
+	ANDQ $31, R9
+	SHRQ $3, R9
+rowSumsRow:
+	TESTQ R8, R8
+	JZ   rowSumsDone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ R10, BX
+	MOVQ R9, CX
+	TESTQ BX, BX
+	JZ   rowSumsTail
+rowSumsLoop32:
+	VADDPS (SI), Y0, Y0
+	VADDPS 32(SI), Y1, Y1
+	VADDPS 64(SI), Y2, Y2
+	VADDPS 96(SI), Y3, Y3
+	ADDQ $128, SI
+	DECQ BX
+	JNZ  rowSumsLoop32
+rowSumsTail:
+	TESTQ CX, CX
+	JZ   rowSumsCombine
+rowSumsLoop8:
+	VADDPS (SI), Y0, Y0
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  rowSumsLoop8
+rowSumsCombine:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VADDSS (DI), X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ R8
+	JMP  rowSumsRow
+rowSumsDone:
+	VZEROUPPER
+	RET
+
+// func colSumsAVX2(dst, src *float32, rows, stride, cols int)
+//
+// dst[j] += Σ_r src[r·stride + j] for j < cols (a multiple of 8), r < rows:
+// the reduction of the leading axes (bias gradients), 32 then 8 columns at
+// a time, each column summed over the rows in order.
+TEXT ·colSumsAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), R8
+	MOVQ stride+24(FP), R9
+	MOVQ cols+32(FP), R10
+	SHLQ $2, R9
+colSumsBlock32:
+	CMPQ R10, $32
+	JLT  colSumsBlock8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ SI, AX
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ   colSumsStore32
+colSumsLoop32:
+	VADDPS (AX), Y0, Y0
+	VADDPS 32(AX), Y1, Y1
+	VADDPS 64(AX), Y2, Y2
+	VADDPS 96(AX), Y3, Y3
+	ADDQ R9, AX
+	DECQ CX
+	JNZ  colSumsLoop32
+colSumsStore32:
+	VADDPS (DI), Y0, Y0
+	VADDPS 32(DI), Y1, Y1
+	VADDPS 64(DI), Y2, Y2
+	VADDPS 96(DI), Y3, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, SI
+	SUBQ $32, R10
+	JMP  colSumsBlock32
+colSumsBlock8:
+	CMPQ R10, $8
+	JLT  colSumsDone
+	VXORPS Y0, Y0, Y0
+	MOVQ SI, AX
+	MOVQ R8, CX
+	TESTQ CX, CX
+	JZ   colSumsStore8
+colSumsLoop8:
+	VADDPS (AX), Y0, Y0
+	ADDQ R9, AX
+	DECQ CX
+	JNZ  colSumsLoop8
+colSumsStore8:
+	VADDPS (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	SUBQ $8, R10
+	JMP  colSumsBlock8
+colSumsDone:
+	VZEROUPPER
+	RET

@@ -70,9 +70,8 @@ func SoftmaxLastAxis(x *Node) *Node {
 
 // GELU is the exact Gaussian error linear unit x·Φ(x) = x·½(1 + erf(x/√2)),
 // as PyTorch's nn.GELU() default.
-func GELU(x *Node) *Node {
-	return Mul(x, MulScalar(OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))), 0.5))
-}
+// Its gradient is written out (fastgrad.GELU): v⊙(Φ(x) + x·φ(x)).
+func GELU(x *Node) *Node { return fastgrad.GELU(x) }
 
 // GELUTanh is the tanh approximation of the GELU,
 // ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (PyTorch's gelu(approximate="tanh"),

@@ -392,6 +392,13 @@ func (n nest) copyRuns(out, in []float32) {
 			}
 			return
 		}
+		if s == 1 && length == 16 { // attention heads of width 16
+			for range rows {
+				*(*[16]float32)(out[o : o+16]) = *(*[16]float32)(in[i : i+16])
+				o, i = o+step[0], i+step[1]
+			}
+			return
+		}
 		for range rows {
 			copyRun(out[o:o+length], in[i:], s)
 			o, i = o+step[0], i+step[1]

@@ -156,7 +156,7 @@ func CausalSelfAttention(ctx *context.Context, run Run, name string, x *Node, he
 	scores := DotGeneral(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B, H, T, T]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
 	scores = Add(scores, ExpandLeftToRank(CausalMask(x.Graph(), x.DType(), tokens), 4))
-	att := Softmax(scores, -1)
+	att := SoftmaxLastAxis(scores)
 	out := DotGeneral(att, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, H, T, hd]
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3), batch, tokens, d)
 	return run.linear(ctx, name+".proj", out, d)

@@ -14,7 +14,11 @@
 // It also gives Slice (unit strides) a gradient that needs no Pad, an op the
 // pure-Go backend lacks: ∂L/∂x is v with zero blocks concatenated before and
 // after it along each sliced axis. And it defines the VJP of Rsqrt, which
-// GoMLX v0.25.0 lacks (LayerNorm needs it).
+// GoMLX v0.25.0 lacks (LayerNorm needs it). The VJPs of Mul and Div keep
+// broadcast operands (a scalar, a per-row [..., 1] statistic, a [1, 1, d]
+// gain) un-broadcast: the stock ones materialise them at the output's shape
+// first (one full-size BroadcastInDim each), where the backend's implicit
+// broadcasting computes the same products without the copy.
 //
 // Importing the package installs these VJPs in graph.VJPRegistration; the
 // stock ones stay available in Stock (tests compare the two).
@@ -22,6 +26,7 @@ package fastgrad
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -43,6 +48,8 @@ var Fast = map[NodeType]VJP{
 	NodeTypeDotGeneral: singleOutput(dotGeneralVJP),
 	NodeTypeSlice:      singleOutput(sliceVJP),
 	NodeTypeRsqrt:      singleOutput(rsqrtVJP),
+	NodeTypeMul:        singleOutput(mulVJP),
+	NodeTypeDiv:        singleOutput(divVJP),
 }
 
 func init() {
@@ -407,4 +414,70 @@ func splitPartVJP(node, v *Node) (*Node, bool) {
 		}
 	}
 	return Concatenate(grads, axis), true
+}
+
+// reduceToShape sums v (the shape of a binary op's output) over the axes on
+// which operand x was broadcast, returning x's shape: v itself when x has
+// the output's shape, the total for a scalar x.
+func reduceToShape(v, x *Node) *Node {
+	switch {
+	case x.Shape().Equal(v.Shape()):
+		return v
+	case x.IsScalar():
+		return ReduceAllSum(v)
+	}
+	var axes []int
+	for axis, d := range x.Shape().Dimensions {
+		if d == 1 && v.Shape().Dimensions[axis] > 1 {
+			axes = append(axes, axis)
+		}
+	}
+	if len(axes) == 0 {
+		return v
+	}
+	return Reshape(ReduceSum(v, axes...), x.Shape().Dimensions...)
+}
+
+// mulVJP: y = a⊙b (a, b broadcast to y's shape), ∂L/∂a = Σ_broadcast v⊙b,
+// ∂L/∂b = Σ_broadcast v⊙a, the products broadcasting implicitly. Products
+// made by GELU get the GELU's derivative instead.
+func mulVJP(node, v *Node) []*Node {
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	if strings.HasPrefix(node.GetAlias(), geluAliasPrefix) {
+		return []*Node{Mul(v, geluDerivative(a, b)), nil}
+	}
+	return []*Node{reduceToShape(Mul(v, b), a), reduceToShape(Mul(v, a), b)}
+}
+
+// GELU is the exact Gaussian error linear unit x·Φ(x) = x·½(1 + erf(x/√2))
+// (PyTorch's nn.GELU() default), with its derivative written out:
+//
+//	d/dx x·Φ(x) = Φ(x) + x·φ(x),   φ(x) = exp(−x²/2)/√(2π)
+//
+// The product x·Φ(x) is marked (node alias) so that its VJP is v⊙(Φ + x·φ)
+// for x and nothing for Φ: 7 full-size ops (x², −½·…, + ln(1/√(2π)), exp,
+// x·…, Φ + …, v⊙…) instead of the 10 of autodiff through the product, the
+// scalings and erf. The forward values are those of the formula above.
+func GELU(x *Node) *Node {
+	phi := MulScalar(OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))), 0.5)
+	y := Mul(x, phi)
+	return y.WithAlias(fmt.Sprintf("%s%d", geluAliasPrefix, y.Id()))
+}
+
+const geluAliasPrefix = "/prism.gelu/"
+
+// geluDerivative is Φ(x) + x·φ(x) for x and Φ(x), φ(x) evaluated as
+// exp(ln(1/√(2π)) − x²/2).
+func geluDerivative(x, phi *Node) *Node {
+	logDensityAtZero := -0.5 * math.Log(2*math.Pi)
+	density := Exp(AddScalar(MulScalar(Square(x), -0.5), logDensityAtZero))
+	return Add(phi, Mul(x, density))
+}
+
+// divVJP: y = a/b, ∂L/∂a = Σ_broadcast v/b, ∂L/∂b = −Σ_broadcast v⊙(a/(b⊙b))
+// (GoMLX's arithmetic, the operations broadcasting implicitly; b⊙b at b's
+// own shape).
+func divVJP(node, v *Node) []*Node {
+	a, b := node.Inputs()[0], node.Inputs()[1]
+	return []*Node{reduceToShape(Div(v, b), a), reduceToShape(Neg(Mul(v, Div(a, Mul(b, b)))), b)}
 }

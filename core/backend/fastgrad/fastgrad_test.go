@@ -410,3 +410,89 @@ func TestSplitAxisGradient(t *testing.T) {
 		t.Errorf("%d split gradients left pending", len(splitPending))
 	}
 }
+
+// TestMulDivMatchStock compares the gradients of Mul and Div with every kind
+// of broadcast operand (same shape, scalar, size-1 axes on either side)
+// against GoMLX's VJPs: the same arithmetic per element, so equal.
+func TestMulDivMatchStock(t *testing.T) {
+	b := testBackend(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	pairs := [][2][]int{
+		{{3, 4, 5}, {3, 4, 5}}, {{3, 4, 5}, {}}, {{}, {3, 4, 5}}, {{3, 4, 5}, {3, 4, 1}},
+		{{3, 4, 1}, {3, 4, 5}}, {{3, 4, 5}, {1, 1, 5}}, {{1, 4, 5}, {3, 1, 5}}, {{2, 1, 3, 1}, {1, 4, 1, 5}},
+	}
+	for _, op := range []struct {
+		name string
+		fn   func(a, b *Node) *Node
+		t    NodeType
+	}{{"Mul", Mul, NodeTypeMul}, {"Div", Div, NodeTypeDiv}} {
+		for _, pr := range pairs {
+			a := tensors.FromFlatDataAndDimensions(randomFlat(rng, pr[0]), pr[0]...)
+			bb := randomFlat(rng, pr[1])
+			for i := range bb {
+				bb[i] = 0.5 + math.Abs(bb[i]) // away from zero for Div
+			}
+			bt := tensors.FromFlatDataAndDimensions(bb, pr[1]...)
+			grads := func(table map[NodeType]VJP) [][]float64 {
+				Use(table)
+				defer Use(Fast)
+				out, err := MustNewExec(b, func(x, y *Node) []*Node {
+					z := op.fn(x, y)
+					w := Sin(IotaFull(x.Graph(), z.Shape())) // non-uniform upstream gradient
+					return Gradient(ReduceAllSum(Mul(z, w)), x, y)
+				}).Exec(a, bt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return [][]float64{tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])}
+			}
+			fast, stock := grads(Fast), grads(Stock)
+			for i := range stock {
+				if d := maxRelDiff(fast[i], stock[i]); d != 0 {
+					t.Errorf("%s %v %v: gradient %d differs from the stock VJP by %g", op.name, pr[0], pr[1], i, d)
+				}
+			}
+		}
+	}
+}
+
+// TestGELUGradient compares GELU's written-out gradient with GoMLX's
+// autodiff of x·½(1 + erf(x/√2)) and with central finite differences, in
+// float64, over x in [−8, 8].
+func TestGELUGradient(t *testing.T) {
+	b := testBackend(t)
+	n := 161
+	xs := make([]float64, n)
+	for i := range xs {
+		xs[i] = -8 + 16*float64(i)/float64(n-1)
+	}
+	x := tensors.FromFlatDataAndDimensions(xs, n)
+	eval := func(f func(*Node) *Node) (y, g []float64) {
+		out, err := MustNewExec(b, func(x *Node) []*Node {
+			y := f(x)
+			w := AddScalar(Sin(IotaFull(x.Graph(), y.Shape())), 2) // non-uniform upstream gradient
+			return []*Node{y, Gradient(ReduceAllSum(Mul(y, w)), x)[0]}
+		}).Exec(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
+	}
+	plain := func(x *Node) *Node { return Mul(x, MulScalar(OnePlus(Erf(MulScalar(x, 1/math.Sqrt2))), 0.5)) }
+	y, g := eval(GELU)
+	yWant, gWant := eval(plain)
+	if d := maxRelDiff(y, yWant); d != 0 {
+		t.Errorf("GELU values differ from x·Φ(x) by %g", d)
+	}
+	if d := maxRelDiff(g, gWant); d > 1e-14 {
+		t.Errorf("GELU gradient differs from autodiff by %g", d)
+	}
+	for i, xi := range xs {
+		const h = 1e-6
+		gelu := func(x float64) float64 { return x * 0.5 * (1 + math.Erf(x/math.Sqrt2)) }
+		fd := (gelu(xi+h) - gelu(xi-h)) / (2 * h) * (math.Sin(float64(i)) + 2)
+		if math.Abs(fd-g[i]) > 1e-8*math.Max(1, math.Abs(fd)) {
+			t.Errorf("x = %g: gradient %g, finite difference %g", xi, g[i], fd)
+		}
+	}
+}

@@ -215,12 +215,147 @@ func binaryExecutor(op backends.OpType, run binaryRun) executor {
 		if so != 1 && n.size() > 1 {
 			panic("gokernels: binary op output is not contiguous") // cannot happen: row-major output
 		}
-		n.walk(1, func(off []int, length int) {
-			run(c[off[0]:off[0]+length], a[off[1]:], b[off[2]:], sa, sb)
+		n.walkRows(1, func(off []int, rows int, step []int, length int) {
+			if rows > 1 && sa+sb == 1 && rowScalarLoop(op, c, a, b, off, rows, step, length, sb == 0) {
+				return
+			}
+			for range rows {
+				run(c[off[0]:off[0]+length], a[off[1]:], b[off[2]:], sa, sb)
+				off[0], off[1], off[2] = off[0]+step[0], off[1]+step[1], off[2]+step[2]
+			}
 		})
 		fastCalls.Add(1)
 		return out, nil
 	}
+}
+
+// rowScalarLoop computes rows runs of a binary op whose one operand is a
+// single value per run (the other contiguous): the softmax's and
+// LayerNorm's x − max, e / Σe, …: contiguous rows through the AVX2 row loops,
+// other layouts of short rows through Go loops; it returns false (nothing
+// done) for long rows in other layouts. With scalarB, out = a ∘ b[row]
+// (a contiguous); else out = a[row] ∘ b. Run r starts at off[op] + r·step[op]
+// in c, a and b. Same arithmetic as the other paths (one IEEE operation per
+// element, operands in the same order).
+func rowScalarLoop(op backends.OpType, dst, a, b []float32, off []int, rows int, step []int, length int, scalarB bool) bool {
+	vec, sc := a, b
+	ov, os, sv, ss := off[1], off[2], step[1], step[2]
+	if !scalarB {
+		vec, sc = b, a
+		ov, os, sv, ss = off[2], off[1], step[2], step[1]
+	}
+	oc, stc := off[0], step[0]
+	if loop := rowLoopFor(op, scalarB); loop != nil && stc == length && sv == length && ss == 1 {
+		// Contiguous rows: the vector row loop (same IEEE operations).
+		n := rows * length
+		out, in, c := dst[oc:oc+n], vec[ov:ov+n], sc[os:os+rows]
+		loop(&out[0], &in[0], &c[0], rows, length, rowMask(length))
+		return true
+	}
+	if length >= rowLoopMax {
+		return false // the vector loops of the generic path are faster
+	}
+	switch {
+	case op == backends.OpTypeAdd && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = x + c
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeAdd && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = c + x
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeSub && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = x - c
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeSub && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = c - x
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMul && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = x * c
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMul && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = c * x
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeDiv && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = x / c
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeDiv && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = c / x
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMax && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = max(x, c)
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMax && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = max(c, x)
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMin && scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = min(x, c)
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	case op == backends.OpTypeMin && !scalarB:
+		for range rows {
+			out, in, c := dst[oc:oc+length], vec[ov:ov+length], sc[os]
+			for i, x := range in {
+				out[i] = min(c, x)
+			}
+			oc, ov, os = oc+stc, ov+sv, os+ss
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // broadcastable reports whether in is a scalar or has the rank of out with
@@ -239,6 +374,43 @@ func broadcastable(in, out shapes.Shape) bool {
 	}
 	return true
 }
+
+// copyRuns copies in to out over the nest n of (out, in) strides, the
+// output contiguous: out[i] = in[offset of i].
+func (n nest) copyRuns(out, in []float32) {
+	s := n.strides[1][len(n.dims)-1]
+	n.walkRows(1, func(off []int, rows int, step []int, length int) {
+		o, i := off[0], off[1]
+		if s == 0 && length < rowLoopMax {
+			// Each run repeats one value (a broadcast of a trailing axis).
+			for range rows {
+				v, d := in[i], out[o:o+length]
+				for j := range d {
+					d[j] = v
+				}
+				o, i = o+step[0], i+step[1]
+			}
+			return
+		}
+		if s == 1 && length == 16 { // attention heads of width 16
+			for range rows {
+				*(*[16]float32)(out[o : o+16]) = *(*[16]float32)(in[i : i+16])
+				o, i = o+step[0], i+step[1]
+			}
+			return
+		}
+		for range rows {
+			copyRun(out[o:o+length], in[i:], s)
+			o, i = o+step[0], i+step[1]
+		}
+	})
+}
+
+// rowLoopMax is the run length below which runs that repeat one value
+// (broadcast rows, a per-row scalar operand) are written by plain Go loops
+// rather than the 8-lane vector loops, whose call costs more than short
+// runs save.
+const rowLoopMax = 32
 
 // copyRun copies a strided run: out[i] = in[i·s].
 func copyRun(out, in []float32, s int) {
@@ -279,9 +451,7 @@ func execBroadcastInDim(backend *simplego.Backend, node *simplego.Node, inputs [
 	}
 	out := getBufferForShape(backend, outShape)
 	c := bufFlat(out).([]float32)
-	n := newNest(dims, rowMajor(dims), strides)
-	s := n.strides[1][len(n.dims)-1]
-	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], in[off[1]:], s) })
+	newNest(dims, rowMajor(dims), strides).copyRuns(c, in)
 	fastCalls.Add(1)
 	return out, nil
 }
@@ -303,9 +473,7 @@ func execTranspose(backend *simplego.Backend, node *simplego.Node, inputs []*sim
 	}
 	out := getBufferForShape(backend, outShape)
 	c := bufFlat(out).([]float32)
-	n := newNest(dims, rowMajor(dims), strides)
-	s := n.strides[1][len(n.dims)-1]
-	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], in[off[1]:], s) })
+	newNest(dims, rowMajor(dims), strides).copyRuns(c, in)
 	fastCalls.Add(1)
 	return out, nil
 }
@@ -439,7 +607,20 @@ func reduceExecutor(op backends.OpType) executor {
 			for _, d := range n.dims[1:last] {
 				unit *= d
 			}
-			n.walk(unit, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
+			n.walkRows(unit, func(off []int, rows int, step []int, length int) {
+				if op == backends.OpTypeReduceSum && so == 0 && step[1] == 1 && step[0] == length &&
+					rowSums(c[off[1]:off[1]+rows], in[off[0]:off[0]+rows*length], length) {
+					return // LayerNorm's row means: contiguous rows into consecutive outputs
+				}
+				if so == 0 && length < rowLoopMax {
+					reduceShortRows(op, c, in, off[1], off[0], rows, step[1], step[0], length)
+					return
+				}
+				for range rows {
+					reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so)
+					off[0], off[1] = off[0]+step[0], off[1]+step[1]
+				}
+			})
 		} else if workers := min(runtime.GOMAXPROCS(0), n.dims[0]); len(n.dims) > 1 && workers > 1 && n.size() >= minParallelElems {
 			// The outermost axis is reduced: split it, each goroutine reducing
 			// into its own copy of the output, then combine.
@@ -457,18 +638,84 @@ func reduceExecutor(op backends.OpType) executor {
 					}
 					sub := nest{dims: append([]int{a1 - a0}, n.dims[1:]...), strides: n.strides}
 					src := in[a0*n.strides[0][0]:]
+					if op == backends.OpTypeReduceSum && n.isColumnSum() && colSums(dst, src, a1-a0, n.dims[1]) {
+						continue
+					}
 					sub.walk(0, func(off []int, length int) { reduceRun(op, dst[off[1]:], src[off[0]:off[0]+length], so) })
 				}
 			})
 			for _, p := range partial[1:] {
 				reduceRun(op, c, p, 1)
 			}
-		} else {
+		} else if !(op == backends.OpTypeReduceSum && n.isColumnSum() && colSums(c, in, n.dims[0], n.dims[1])) {
 			n.walk(0, func(off []int, length int) { reduceRun(op, c[off[1]:], in[off[0]:off[0]+length], so) })
 		}
 		fastCalls.Add(1)
 		return out, nil
 	}
+}
+
+// isColumnSum reports whether the reduce nest n (operand strides, output
+// strides) sums the rows of a contiguous [rows, cols] operand into a
+// contiguous [cols] output: the bias gradients' reduction of every axis but
+// the last.
+func (n nest) isColumnSum() bool {
+	return len(n.dims) == 2 && n.strides[0][0] == n.dims[1] && n.strides[0][1] == 1 &&
+		n.strides[1][0] == 0 && n.strides[1][1] == 1
+}
+
+// reduceShortRows folds rows short runs, each into one output value: run r
+// is src[si + r·ss:][:length], folded into dst[di + r·ds] (the softmax's
+// max and sum over rows of 17 scores). Sums use sum32's four partial sums
+// (as sumVec does for runs shorter than 8); max and min propagate NaN like
+// reduceRun.
+func reduceShortRows(op backends.OpType, dst, src []float32, di, si, rows, ds, ss, length int) {
+	switch op {
+	case backends.OpTypeReduceSum:
+		for range rows {
+			dst[di] += sum32(src[si : si+length])
+			di, si = di+ds, si+ss
+		}
+	case backends.OpTypeReduceMax:
+		for range rows {
+			dst[di] = max(dst[di], max4(src[si:si+length]))
+			di, si = di+ds, si+ss
+		}
+	default:
+		for range rows {
+			dst[di] = min(dst[di], min4(src[si:si+length]))
+			di, si = di+ds, si+ss
+		}
+	}
+}
+
+// max4 is the largest element of x (−∞ if empty; NaN if any is NaN), over
+// four independent chains (max is exact, so the order does not matter).
+func max4(x []float32) float32 {
+	inf := float32(math.Inf(-1))
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+3 < len(x); i += 4 {
+		m0, m1, m2, m3 = max(m0, x[i]), max(m1, x[i+1]), max(m2, x[i+2]), max(m3, x[i+3])
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, x[i])
+	}
+	return max(max(m0, m1), max(m2, m3))
+}
+
+// min4 is max4 for the smallest element (+∞ if empty).
+func min4(x []float32) float32 {
+	inf := float32(math.Inf(1))
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+3 < len(x); i += 4 {
+		m0, m1, m2, m3 = min(m0, x[i]), min(m1, x[i+1]), min(m2, x[i+2]), min(m3, x[i+3])
+	}
+	for ; i < len(x); i++ {
+		m0 = min(m0, x[i])
+	}
+	return min(min(m0, m1), min(m2, m3))
 }
 
 // reduceRun folds src into dst[i·so] (so = 0: all of src into dst[0]).
@@ -575,10 +822,7 @@ func execSlice(backend *simplego.Backend, node *simplego.Node, inputs []*simpleg
 	out := getBufferForShape(backend, outShape)
 	c := bufFlat(out).([]float32)
 	dims := outShape.Dimensions
-	n := newNest(dims, rowMajor(dims), strides)
-	s := n.strides[1][len(n.dims)-1]
-	src := in[base:]
-	n.walk(1, func(off []int, length int) { copyRun(c[off[0]:off[0]+length], src[off[1]:], s) })
+	newNest(dims, rowMajor(dims), strides).copyRuns(c, in[base:])
 	fastCalls.Add(1)
 	return out, nil
 }

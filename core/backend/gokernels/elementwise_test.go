@@ -86,6 +86,24 @@ func TestBinaryOpsMatchStock(t *testing.T) {
 			}, a, b)
 		}
 	}
+	// Short rows with a per-row operand (softmax, LayerNorm), both orders,
+	// small and large enough to split across goroutines: the same IEEE
+	// operation per element as simplego, so exactly equal.
+	for name, op := range ops {
+		for _, dims := range [][]int{{5, 3, 17}, {128, 4, 17, 17}, {130, 31}, {9, 64}} {
+			rowDims := append([]int(nil), dims...)
+			rowDims[len(dims)-1] = 1
+			a, b := randTensor(rng, dims), randTensor(rng, rowDims)
+			pos := func(y *Node) *Node {
+				if name == "Div" {
+					return AddScalar(Abs(y), 0.5)
+				}
+				return y
+			}
+			compareWithStock(t, fmt.Sprintf("%s rows %v", name, dims), 0, func(xs []*Node) *Node { return op(xs[0], pos(xs[1])) }, a, b)
+			compareWithStock(t, fmt.Sprintf("%s rows reversed %v", name, dims), 0, func(xs []*Node) *Node { return op(xs[1], pos(xs[0])) }, a, b)
+		}
+	}
 	// Large enough to split across goroutines.
 	big := []int{130, 17, 64}
 	compareWithStock(t, "Add big", 1e-6, func(xs []*Node) *Node { return Add(xs[0], xs[1]) }, randTensor(rng, big), randTensor(rng, []int{1, 1, 64}))
@@ -145,6 +163,23 @@ func TestTransposeBroadcastReduceMatchStock(t *testing.T) {
 	compareWithStock(t, "ReduceSum big first", 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], 0) }, big)
 	compareWithStock(t, "ReduceMax big first", 0, func(xs []*Node) *Node { return ReduceMax(xs[0], 0, 2) }, big)
 	compareWithStock(t, "ReduceSum bias gradient", 1e-4, func(xs []*Node) *Node { return ReduceSum(xs[0], 0, 1) }, randTensor(rng, []int{128, 17, 64}))
+	// Row sums of rows that are multiples of 8 (LayerNorm's means) and column
+	// sums (bias gradients), small and split across goroutines.
+	for _, dims := range [][]int{{128, 17, 64}, {5, 3, 16}, {7, 40}} {
+		x := randTensor(rng, dims)
+		last := len(dims) - 1
+		lead := make([]int, last)
+		for i := range lead {
+			lead[i] = i
+		}
+		compareWithStock(t, fmt.Sprintf("ReduceSum rows %v", dims), 1e-5, func(xs []*Node) *Node { return ReduceSum(xs[0], last) }, x)
+		compareWithStock(t, fmt.Sprintf("ReduceSum columns %v", dims), 1e-4, func(xs []*Node) *Node { return ReduceSum(xs[0], lead...) }, x)
+	}
+	compareWithStock(t, "ReduceMax big last", 0, func(xs []*Node) *Node { return ReduceMax(xs[0], 3) }, big)
+	compareWithStock(t, "ReduceMin big last", 0, func(xs []*Node) *Node { return ReduceMin(xs[0], 3) }, big)
+	rows := randTensor(rng, []int{128, 4, 17, 1})
+	compareWithStock(t, "Broadcast big rows", 0, func(xs []*Node) *Node { return BroadcastToDims(xs[0], 128, 4, 17, 17) }, rows)
+	compareWithStock(t, "Transpose heads", 0, func(xs []*Node) *Node { return TransposeAllAxes(xs[0], 1, 3, 0, 2, 4) }, randTensor(rng, []int{3, 128, 4, 17, 16}))
 	compareWithStock(t, "Transpose big", 0, func(xs []*Node) *Node { return TransposeAllAxes(xs[0], 0, 2, 1, 3) }, big)
 }
 

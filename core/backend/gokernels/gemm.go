@@ -44,14 +44,21 @@ const minParallelWork = 1 << 17
 // Gemm computes p.C = A·Bᵀ for every batch element (C is overwritten).
 // It uses up to GOMAXPROCS goroutines of its own.
 func Gemm(p Problem) {
-	clear(p.C[:p.Batch*p.M*p.N])
 	if p.M == 0 || p.N == 0 || p.K == 0 {
+		clear(p.C[:p.Batch*p.M*p.N])
 		return
 	}
 	work := p.Batch * p.M * p.N * p.K
 	workers := runtime.GOMAXPROCS(0)
 	if work < minParallelWork {
 		workers = 1
+	}
+	if useSmallGemm(p, workers) {
+		smallGemm(p, workers)
+		return
+	}
+	if !overwritesFirstBlock() {
+		clear(p.C[:p.Batch*p.M*p.N])
 	}
 	if p.Batch >= workers || workers == 1 {
 		// Split the batch: each goroutine owns whole matrices.
@@ -354,9 +361,15 @@ func (s *scratch) block(p Problem, b, ic, m, pc, k int, bPack []float32) {
 
 // blockPanels is block restricted to the B panels [plo, phi), which bPack
 // holds from its start (panel jp at (jp−plo)·k·nr).
+//
+// With overwritesFirstBlock, C is not cleared beforehand: the first depth
+// block (pc = 0) stores its full tiles (microKernelDirectStore) and clears
+// each other tile just before adding to it, so every element of C is
+// written once without a separate clearing pass or reads of C.
 func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, plo, phi int) {
 	c := p.C[b*p.M*p.N:]
 	ldc := p.N
+	first := pc == 0 && overwritesFirstBlock()
 	packed := m // rows from ic+m−packed on go through packA
 	if (p.A.Col == 1 || p.A.Row == 1) && hasDirectKernel() {
 		full := m / mr * mr
@@ -370,8 +383,15 @@ func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, p
 			for i0 := ic; i0 < ic+full; i0 += mr {
 				a := p.A.Data[base+i0*p.A.Row:]
 				if cols == w {
-					microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
+					if first {
+						microKernelDirectStore(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
+					} else {
+						microKernelDirect(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc)
+					}
 					continue
+				}
+				if first {
+					clearTile(c, i0, j0, ldc, mr, cols)
 				}
 				if hasEdgeKernel() {
 					microKernelEdge(w, k, a, p.A.Row, p.A.Col, bp, c[i0*ldc+j0:], ldc, mr, cols)
@@ -402,6 +422,9 @@ func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, p
 			i0 := ic + ip*mr
 			rows := min(mr, m-ip*mr)
 			ap := s.aPack[ip*k*mr:]
+			if first {
+				clearTile(c, i0, j0, ldc, rows, cols)
+			}
 			if rows == mr && cols == w {
 				kernel(k, ap, bp, c[i0*ldc+j0:], ldc)
 				continue
@@ -414,6 +437,17 @@ func (s *scratch) blockPanels(p Problem, b, ic, m, pc, k int, bPack []float32, p
 			kernel(k, ap, bp, s.tile[:], nr)
 			s.addTile(c, i0, j0, ldc, rows, cols)
 		}
+	}
+}
+
+// overwritesFirstBlock reports whether blockPanels overwrites C in the first
+// depth block (the direct kernels are available), so Gemm need not clear C.
+func overwritesFirstBlock() bool { return hasDirectKernel() }
+
+// clearTile zeroes rows×cols of C at (i0, j0).
+func clearTile(c []float32, i0, j0, ldc, rows, cols int) {
+	for ii := range rows {
+		clear(c[(i0+ii)*ldc+j0 : (i0+ii)*ldc+j0+cols])
 	}
 }
 

@@ -120,3 +120,43 @@ func BenchmarkMicroKernel(b *testing.B) {
 	}
 	b.ReportMetric(2*float64(k*mr*nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 }
+
+// TestSmallGemmMatchesNaive covers smallGemm (many small matrices, N ≤ 24,
+// K ≤ 64, M ≤ 64) in every operand layout, with row counts that leave 1–3
+// rows after the 4-row blocks and widths that leave 1–8 lanes in the last
+// vector; C starts as NaN (smallGemm overwrites it).
+func TestSmallGemmMatchesNaive(t *testing.T) {
+	if !hasSmallKernels() {
+		t.Skip("no small-matrix kernels on this platform")
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{1, 7, 8, 9, 16, 17, 24} {
+		for _, m := range []int{1, 3, 4, 6, 17, 64} {
+			for _, k := range []int{1, 5, 16, 17, 64} {
+				aK, bK := rng.IntN(2) == 0, rng.IntN(2) == 0
+				batch := 8 + rng.IntN(9)
+				p := Problem{Batch: batch, M: m, N: n, K: k,
+					A: randomOperand(rng, batch, m, k, aK), B: randomOperand(rng, batch, n, k, bK),
+					C: make([]float32, batch*m*n)}
+				for i := range p.C {
+					p.C[i] = float32(math.NaN())
+				}
+				if !useSmallGemm(p, 2) {
+					t.Fatalf("%d×%d×%d batch %d: not a small product", m, n, k, batch)
+				}
+				checkGemm(t, p)
+			}
+		}
+	}
+	// The attention shapes of the default ViT, at batch 512.
+	for _, s := range [][5]int{{17, 17, 16, 0, 0}, {17, 16, 17, 0, 1}, {17, 16, 17, 1, 1}, {17, 17, 16, 1, 0}} {
+		p := Problem{Batch: 512, M: s[0], N: s[1], K: s[2],
+			A: randomOperand(rng, 512, s[0], s[2], s[3] == 1), B: randomOperand(rng, 512, s[1], s[2], s[4] == 1),
+			C: make([]float32, 512*s[0]*s[1])}
+		checkGemm(t, p)
+	}
+}
+
+// BenchmarkAttentionValues is att·v (and the gradients' products of that
+// shape): 512 products 17×16 over 17, B k-major.
+func BenchmarkAttentionValues(b *testing.B) { benchGemm(b, 512, 17, 16, 17, false, true) }

@@ -34,6 +34,25 @@ func kernel6x16DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, l
 //go:noescape
 func kernel6x8DirectAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
 
+//go:noescape
+func kernel6x16DirectStoreAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+
+//go:noescape
+func kernel6x8DirectStoreAVX2(k int, a *float32, lda, kstride int, bp, c *float32, ldc int)
+
+// microKernelDirectStore is microKernelDirect overwriting C (C = A·Bp)
+// instead of adding to it.
+func microKernelDirectStore(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
+	_ = a[5*lda+(k-1)*kstride]
+	_ = bp[k*w-1]
+	_ = c[5*ldc+w-1]
+	if w == nr {
+		kernel6x16DirectStoreAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc)
+	} else {
+		kernel6x8DirectStoreAVX2(k, &a[0], lda, kstride, &bp[0], &c[0], ldc)
+	}
+}
+
 // hasDirectKernel reports whether microKernelDirect is available.
 func hasDirectKernel() bool { return useAsm }
 

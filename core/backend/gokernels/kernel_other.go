@@ -41,3 +41,7 @@ func microKernelEdge(w, k int, a []float32, lda, kstride int, bp, c []float32, l
 func sqrtVec(out, in []float32) int { return 0 }
 
 func signVec(out, in []float32) int { return 0 }
+
+func microKernelDirectStore(w, k int, a []float32, lda, kstride int, bp, c []float32, ldc int) {
+	panic("gokernels: no direct kernel on this platform")
+}

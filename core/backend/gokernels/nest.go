@@ -79,19 +79,46 @@ const minParallelElems = 1 << 15
 // run may be cut into pieces). inner must be safe to run concurrently on
 // different groups.
 func (n nest) walk(unit int, inner func(offsets []int, length int)) {
+	n.walkRows(unit, func(off []int, rows int, step []int, length int) {
+		for range rows {
+			inner(off, length)
+			for op := range off {
+				off[op] += step[op]
+			}
+		}
+	})
+}
+
+// walkRows is walk handing inner up to a whole second-innermost axis of runs
+// at once: inner(offsets, rows, step, length) covers the rows runs starting
+// at offsets, run r at offsets[op] + r·step[op] (step: the strides of the
+// second-innermost axis; zero for a one-axis nest), each length long. inner
+// may modify offsets. Looping over rows inside inner saves the per-run call
+// and odometer step of walk, which dominate when runs are short (rows of 17
+// attention scores, 16-wide heads).
+func (n nest) walkRows(unit int, inner func(offsets []int, rows int, step []int, length int)) {
 	rank := len(n.dims)
+	nops := len(n.strides)
 	outer := 1
 	for _, d := range n.dims[:rank-1] {
 		outer *= d
 	}
 	length := n.dims[rank-1]
+	step := make([]int, nops)
+	rowDim := 1 // runs per second-innermost axis
+	if rank >= 2 {
+		rowDim = n.dims[rank-2]
+		for op := range nops {
+			step[op] = n.strides[op][rank-2]
+		}
+	}
 	workers := 1
 	if unit > 0 && n.size() >= minParallelElems {
 		workers = min(runtime.GOMAXPROCS(0), outer/unit)
 	}
 	run := func(lo, hi int) {
-		nops := len(n.strides)
 		offsets := make([]int, nops)
+		call := make([]int, nops)
 		idx := make([]int, rank-1)
 		// Position the odometer at run lo.
 		rem := lo
@@ -106,9 +133,30 @@ func (n nest) walk(unit int, inner func(offsets []int, length int)) {
 			}
 			offsets[op] = o
 		}
-		for r := lo; r < hi; r++ {
-			inner(offsets, length)
-			for axis := rank - 2; axis >= 0; axis-- {
+		for r := lo; r < hi; {
+			rows := 1
+			if rank >= 2 {
+				rows = min(hi-r, rowDim-idx[rank-2])
+			}
+			copy(call, offsets)
+			inner(call, rows, step, length)
+			r += rows
+			if rank < 2 {
+				continue
+			}
+			// Advance the second-innermost axis by rows, then carry.
+			idx[rank-2] += rows
+			for op := range nops {
+				offsets[op] += rows * step[op]
+			}
+			if idx[rank-2] < rowDim {
+				continue
+			}
+			idx[rank-2] = 0
+			for op := range nops {
+				offsets[op] -= rowDim * step[op]
+			}
+			for axis := rank - 3; axis >= 0; axis-- {
 				idx[axis]++
 				if idx[axis] < n.dims[axis] {
 					for op := range nops {
@@ -127,13 +175,13 @@ func (n nest) walk(unit int, inner func(offsets []int, length int)) {
 		// One long run: split it.
 		parts := runtime.GOMAXPROCS(0)
 		parallelFor(parts, parts, func(lo, hi int) {
-			offsets := make([]int, len(n.strides))
+			offsets := make([]int, nops)
 			for p := lo; p < hi; p++ {
 				start, end := p*length/parts, (p+1)*length/parts
 				for op := range offsets {
 					offsets[op] = start * n.strides[op][rank-1]
 				}
-				inner(offsets, end-start)
+				inner(offsets, 1, step, end-start)
 			}
 		})
 		return

@@ -163,6 +163,25 @@ func orthonormalize[T Float](backend SVDBackend, y Matrix[T]) (Matrix[T], error)
 	return gonumOrthonormalize(y)
 }
 
+// krylovStep returns y = W̃·x and z = W̃ᵀ·y, W̃ = W or, when wide, Wᵀ: with
+// LAPACK in one cache-blocked pass over W, else as two products.
+func krylovStep[T Float](backend SVDBackend, w Matrix[T], wide bool, x Matrix[T]) (y, z Matrix[T]) {
+	if backend == BackendLAPACK {
+		return lapackKrylovStep(w, wide, x)
+	}
+	y = gonumMul(wide, false, w, x)
+	return y, gonumMul(!wide, false, w, y)
+}
+
+// gramEigen returns the eigendecomposition of Yᵀ·Y (symmetric PSD) as
+// Factors with U = V = the eigenvectors, S = the eigenvalues, descending.
+func gramEigen(backend SVDBackend, y Matrix[float64]) (Factors[float64], error) {
+	if backend == BackendLAPACK {
+		return lapackSymEigen(lapackGram(y))
+	}
+	return gonumThinSVD(gonumMul(true, false, y, y))
+}
+
 func reducedQR[T Float](backend SVDBackend, w Matrix[T]) (q, r Matrix[T], err error) {
 	if backend == BackendLAPACK {
 		return lapackReducedQR(w)

@@ -44,8 +44,6 @@ func krylovSVDOf[T Float](backend SVDBackend, w Matrix[T], q, l, blocks int, see
 		k, long = m, n
 	}
 	l = min(l, k)
-	toLong := func(x Matrix[T]) Matrix[T] { return matMul(backend, wide, false, w, x) }   // W̃·x
-	toShort := func(y Matrix[T]) Matrix[T] { return matMul(backend, !wide, false, w, y) } // W̃ᵀ·y
 
 	rng := rand.New(rand.NewPCG(seed, seedStreamRandomized))
 	block, err := orthonormalize(backend, gaussianFrom[T](rng, k, l))
@@ -57,16 +55,10 @@ func krylovSVDOf[T Float](backend SVDBackend, w Matrix[T], q, l, blocks int, see
 	for j := 0; ; j++ {
 		width := min(l, k-basis.Cols)
 		if j+1 >= blocks || width == 0 {
-			ys = append(ys, toLong(block))
+			ys = append(ys, matMul(backend, wide, false, w, block)) // W̃·Q_J
 			break
 		}
-		var y, next Matrix[T] // W̃·Qⱼ, M·Qⱼ
-		if backend == BackendLAPACK {
-			y, next = lapackKrylovStep(w, wide, block)
-		} else {
-			y = toLong(block)
-			next = toShort(y)
-		}
+		y, next := krylovStep(backend, w, wide, block) // W̃·Qⱼ, M·Qⱼ
 		ys = append(ys, y)
 		if width < next.Cols {
 			next = columns(next, 0, width)
@@ -88,27 +80,28 @@ func krylovSVDOf[T Float](backend SVDBackend, w Matrix[T], q, l, blocks int, see
 // vanished are replaced by Gaussian ones from rng (the Krylov space had become
 // invariant: any direction orthogonal to it continues the basis).
 func orthonormalizeAgainst[T Float](backend SVDBackend, basis, x Matrix[T], rng *rand.Rand) (Matrix[T], error) {
-	before := columnNorms(x)
-	for range 2 {
-		x = subtract(x, matMul(backend, false, false, basis, matMul(backend, true, false, basis, x)))
+	project := func(x Matrix[T]) Matrix[T] { // x − basis·(basisᵀ·x)
+		return subtract(x, matMul(backend, false, false, basis, matMul(backend, true, false, basis, x)))
 	}
-	after := columnNorms(x)
-	for c := range after {
-		if after[c] <= 1e3*epsilonOf[T]()*before[c] || before[c] == 0 {
+	before := columnNorms(x)
+	x = project(project(x))
+	vanished := false
+	for c, norm := range columnNorms(x) {
+		if norm <= 1e3*epsilonOf[T]()*before[c] || before[c] == 0 {
 			for i := 0; i < x.Rows; i++ {
 				x.Data[i*x.Cols+c] = T(rng.NormFloat64())
 			}
-			for range 2 {
-				x = subtract(x, matMul(backend, false, false, basis, matMul(backend, true, false, basis, x)))
-			}
+			vanished = true
 		}
+	}
+	if vanished {
+		x = project(project(x))
 	}
 	q, err := orthonormalize(backend, x)
 	if err != nil {
 		return Matrix[T]{}, err
 	}
-	q = subtract(q, matMul(backend, false, false, basis, matMul(backend, true, false, basis, q)))
-	return orthonormalize(backend, q)
+	return orthonormalize(backend, project(q))
 }
 
 // ritzFactors is the Rayleigh–Ritz step: y = W̃·basis, yᵀy = Ṽ·diag(σ²)·Ṽᵀ
@@ -119,13 +112,7 @@ func orthonormalizeAgainst[T Float](backend SVDBackend, basis, x Matrix[T], rng 
 // completion where σᵢ = 0), sorted by σ descending.
 func ritzFactors[T Float](backend SVDBackend, wide bool, basis, y Matrix[T], q int) (Factors[T], error) {
 	y64 := Matrix[float64]{Rows: y.Rows, Cols: y.Cols, Data: toFloat64(y.Data)}
-	var eig Factors[float64]
-	var err error
-	if backend == BackendLAPACK {
-		eig, err = lapackSymEigen(lapackGram(y64))
-	} else {
-		eig, err = gonumThinSVD(matMul(backend, true, false, y64, y64))
-	}
+	eig, err := gramEigen(backend, y64)
 	if err != nil {
 		return Factors[T]{}, err
 	}

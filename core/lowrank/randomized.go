@@ -159,12 +159,7 @@ func randomizedSVDOf[T Float](layer string, w Matrix[T], q int, o RandomizedOpti
 // gaussian returns a rows×cols matrix of independent N(0, 1) draws from a PCG
 // stream seeded by seed (the same draws for float32 and float64).
 func gaussian[T Float](rows, cols int, seed uint64) Matrix[T] {
-	rng := rand.New(rand.NewPCG(seed, seedStreamRandomized))
-	g := NewMatrix[T](rows, cols)
-	for i := range g.Data {
-		g.Data[i] = T(rng.NormFloat64())
-	}
-	return g
+	return gaussianFrom[T](rand.New(rand.NewPCG(seed, seedStreamRandomized)), rows, cols)
 }
 
 // exactWindowFactors returns exact factors holding the window s … s+r−1,
